@@ -1,0 +1,77 @@
+"""Benchmarks: ``python -m cnnbook.bench [--quick] [--only SECTION ...]``.
+
+Speed claims in the book are *ratios measured side by side in one run*, never absolute times
+asserted in a test. Each section is a module of this package with a
+``run(quick: bool) -> list[Table]`` function; ``SECTIONS`` lists them in the order they print.
+A section whose optional dependency is missing says so and is skipped.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+__all__ = ["SECTIONS", "Table", "best_time"]
+
+# Chapter order. A section module that does not exist yet is skipped silently.
+SECTIONS = ["conv1d", "conv2d", "gemm", "training"]
+
+
+def best_time(fn: Callable[[], object], *, repeat: int = 5, number: int | None = None,
+              min_time: float = 0.02) -> float:
+    """Seconds per call of ``fn``: the minimum over ``repeat`` rounds.
+
+    The minimum, not the mean: on a noisy machine every disturbance makes a run slower, never
+    faster, so the fastest round is the best estimate of the code's own cost. ``number`` calls per
+    round are chosen (when not given) so that one round lasts at least ``min_time`` seconds.
+    """
+    fn()  # warm up: first-call costs (allocation, JIT compilation, caches) are not the steady state
+    if number is None:
+        number = 1
+        while True:
+            start = time.perf_counter()
+            for _ in range(number):
+                fn()
+            if time.perf_counter() - start >= min_time or number >= 1 << 20:
+                break
+            number *= 2
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - start) / number)
+    return best
+
+
+@dataclass
+class Table:
+    """A titled table of rows, printed with aligned columns."""
+
+    title: str
+    columns: list[str]
+    rows: list[list] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *row) -> None:
+        if len(row) != len(self.columns):
+            raise ValueError(f"row has {len(row)} cells, table {self.title!r} has {len(self.columns)} columns")
+        self.rows.append(list(row))
+
+    def format(self) -> str:
+        def cell(v):
+            if isinstance(v, float):
+                return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+            return str(v)
+
+        text = [[cell(v) for v in row] for row in self.rows]
+        widths = [max(len(c), *(len(r[i]) for r in text)) for i, c in enumerate(self.columns)]
+        line = "  ".join(c.ljust(w) for c, w in zip(self.columns, widths))
+        out = [self.title, "=" * len(self.title), line, "-" * len(line)]
+        out += ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in text]
+        out += [f"  {note}" for note in self.notes]
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.format()
