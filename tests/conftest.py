@@ -15,8 +15,11 @@ os.environ.setdefault("PYTHONHASHSEED", "0")
 HERE = Path(__file__).resolve().parent
 
 # 2-core, noisy machines: property tests must not fail on wall-clock deadlines.
+# Derandomized: the same examples on every run and machine, so a red CI run can be reproduced
+# exactly, and no example database (.hypothesis/) is needed.
 settings.register_profile(
-    "cnnbook", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
+    "cnnbook", deadline=None, max_examples=40, derandomize=True, database=None,
+    suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "cnnbook"))
 

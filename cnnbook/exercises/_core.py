@@ -47,8 +47,10 @@ def describe(value: Any, limit: int = 12) -> str:
         return f"array of shape {value.shape}, {value.dtype}"
     if isinstance(value, (list, tuple)) and len(value) > limit:
         return f"{type(value).__name__} of length {len(value)}"
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    if isinstance(value, (float, np.floating)):
+        text = f"{float(value):.6g}"
+        # Keep floats recognisable as floats: 8.0 must not read like the integer 8.
+        return text if any(c in text for c in ".eninf") else text + ".0"
     return repr(value)
 
 
