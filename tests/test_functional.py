@@ -1,0 +1,336 @@
+"""cnnbook.functional (fast path) against cnnbook.naive (the loops), the formulas and error cases."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cnnbook import functional as F
+from cnnbook import naive as N
+
+TOL = dict(rtol=1e-10, atol=1e-10)
+
+
+# ---------------------------------------------------------------- strategies
+
+@st.composite
+def conv_problem(draw):
+    """Small random conv problems with every hyper-parameter drawn, always geometrically valid."""
+    n, c, f = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    # The smallest input that the dilated kernel fits in once padded, plus a few pixels.
+    h = draw(st.integers(max(1, dh * (kh - 1) + 1 - 2 * ph), dh * (kh - 1) + 1 - 2 * ph + 5))
+    w = draw(st.integers(max(1, dw * (kw - 1) + 1 - 2 * pw), dw * (kw - 1) + 1 - 2 * pw + 5))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    return dict(
+        x=rng.standard_normal((n, c, h, w)), w=rng.standard_normal((f, c, kh, kw)),
+        b=rng.standard_normal(f), stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), rng=rng,
+    )
+
+
+@st.composite
+def pool_problem(draw):
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = draw(st.one_of(st.none(), st.tuples(st.integers(1, 3), st.integers(1, 3))))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), kh + 5))
+    w = draw(st.integers(max(1, kw - 2 * pw), kw + 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    # Rounded values make ties common, so the tie-breaking rule is exercised too.
+    x = np.round(rng.standard_normal((n, c, h, w)) * draw(st.sampled_from([1.0, 1e3])))
+    return dict(x=x.astype(np.float64), kernel_size=(kh, kw), stride=stride, padding=(ph, pw), rng=rng)
+
+
+# ---------------------------------------------------------------- output size
+
+def test_conv_output_size_examples():
+    assert F.conv_output_size(28, 3, 1, 1) == 28            # "same" for an odd kernel
+    assert F.conv_output_size(28, 2, 2) == 14               # 2x2 pooling
+    assert F.conv_output_size(7, 3, 2) == 3                 # stride divides (7-3) evenly
+    assert F.conv_output_size(8, 3, 2) == 3                 # it does not: the last row is dropped
+    assert F.conv_output_size(7, 3, 1, 0, 2) == 3           # dilated kernel spans 5
+    with pytest.raises(ValueError, match="kernel larger"):
+        F.conv_output_size(4, 3, 1, 0, 2)
+
+
+@given(conv_problem())
+def test_output_shape_matches_formula(p):
+    x, w = p["x"], p["w"]
+    out = F.conv2d(x, w, p["b"], p["stride"], p["padding"], p["dilation"])
+    expect = tuple(
+        math.floor((x.shape[2 + a] + 2 * p["padding"][a] - p["dilation"][a] * (w.shape[2 + a] - 1) - 1)
+                   / p["stride"][a]) + 1
+        for a in (0, 1))
+    assert out.shape == (x.shape[0], w.shape[0]) + expect
+    assert expect == tuple(F.conv_output_size(x.shape[2 + a], w.shape[2 + a], p["stride"][a],
+                                              p["padding"][a], p["dilation"][a]) for a in (0, 1))
+
+
+# ---------------------------------------------------------------- conv: fast == loops
+
+@given(conv_problem())
+def test_conv2d_forward_matches_loops(p):
+    args = (p["stride"], p["padding"], p["dilation"])
+    np.testing.assert_allclose(F.conv2d(p["x"], p["w"], p["b"], *args),
+                               N.conv2d(p["x"], p["w"], p["b"], *args), **TOL)
+    np.testing.assert_allclose(F.conv2d(p["x"], p["w"], None, *args),
+                               N.conv2d(p["x"], p["w"], None, *args), **TOL)
+
+
+@given(conv_problem())
+def test_conv2d_backward_matches_loops(p):
+    args = (p["stride"], p["padding"], p["dilation"])
+    out = F.conv2d(p["x"], p["w"], p["b"], *args)
+    dout = p["rng"].standard_normal(out.shape)
+    for fast, slow in zip(F.conv2d_backward(dout, p["x"], p["w"], *args),
+                          N.conv2d_backward(dout, p["x"], p["w"], *args)):
+        assert fast.shape == slow.shape
+        np.testing.assert_allclose(fast, slow, **TOL)
+
+
+@given(conv_problem())
+def test_col2im_is_adjoint_of_im2col(p):
+    # <im2col(x), c> == <x, col2im(c)> for all x, c: the defining property of the adjoint.
+    x = p["x"]
+    k = p["w"].shape[2:]
+    args = (k, p["stride"], p["padding"], p["dilation"])
+    cols = F.im2col(x, *args)
+    c = p["rng"].standard_normal(cols.shape)
+    np.testing.assert_allclose(np.vdot(cols, c), np.vdot(x, F.col2im(c, x.shape, *args)), rtol=1e-10)
+
+
+def test_im2col_layout():
+    x = np.arange(2 * 2 * 3 * 3, dtype=np.float64).reshape(2, 2, 3, 3)
+    cols = F.im2col(x, 2)
+    assert cols.shape == (2, 2 * 2 * 2, 4)
+    # row c*kH*kW + i*kW + j, column oh*Wo + ow holds x[n, c, oh + i, ow + j]
+    assert cols[1, 1 * 4 + 1 * 2 + 0, 1 * 2 + 1] == x[1, 1, 2, 1]
+    np.testing.assert_array_equal(cols[0, 0], [0, 1, 3, 4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dtype_is_preserved(dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    b = np.zeros(4, dtype)
+    out = F.conv2d(x, w, b, padding=1)
+    assert out.dtype == dtype
+    assert all(g.dtype == dtype for g in F.conv2d_backward(out, x, w, padding=1))
+    assert F.max_pool2d(x, 2).dtype == dtype
+    assert F.max_pool2d_backward(F.max_pool2d(x, 2), x, 2).dtype == dtype
+    assert F.avg_pool2d(x, 2).dtype == dtype
+    assert F.relu(x).dtype == dtype and F.relu_backward(x, x).dtype == dtype
+    xf = x.reshape(2, -1)
+    W = rng.standard_normal((5, xf.shape[1])).astype(dtype)
+    assert F.linear(xf, W).dtype == dtype
+    assert all(g.dtype == dtype for g in F.linear_backward(np.ones((2, 5), dtype), xf, W))
+    z = rng.standard_normal((3, 10)).astype(dtype)
+    assert F.softmax(z).dtype == dtype and F.log_softmax(z).dtype == dtype
+    assert F.softmax_cross_entropy_backward(z, np.array([0, 1, 2])).dtype == dtype
+    # the loops agree with the fast path in float32 too, up to float32 rounding
+    np.testing.assert_allclose(N.conv2d(x, w, b, padding=1), out, rtol=1e-4, atol=1e-4)
+
+
+def test_gemm_hook_is_used():
+    calls = []
+
+    def gemm(a, b):
+        calls.append((a.shape, b.shape))
+        return np.matmul(a, b)
+
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3))
+    out = F.conv2d(x, w, gemm=gemm)
+    np.testing.assert_allclose(out, F.conv2d(x, w), **TOL)
+    F.conv2d_backward(out, x, w, gemm=gemm)
+    F.linear_backward(np.ones((2, 3)), x.reshape(2, -1)[:, :4], w.reshape(3, -1)[:, :4], gemm=gemm)
+    assert len(calls) == 1 + 2 + 2
+
+
+# ---------------------------------------------------------------- pooling
+
+@given(pool_problem())
+def test_max_pool_matches_loops(p):
+    args = (p["kernel_size"], p["stride"], p["padding"])
+    out = F.max_pool2d(p["x"], *args)
+    np.testing.assert_array_equal(out, N.max_pool2d(p["x"], *args))
+    dout = p["rng"].standard_normal(out.shape)
+    np.testing.assert_allclose(F.max_pool2d_backward(dout, p["x"], *args),
+                               N.max_pool2d_backward(dout, p["x"], *args), **TOL)
+
+
+@given(pool_problem())
+def test_avg_pool_matches_loops(p):
+    args = (p["kernel_size"], p["stride"], p["padding"])
+    out = F.avg_pool2d(p["x"], *args)
+    np.testing.assert_allclose(out, N.avg_pool2d(p["x"], *args), **TOL)
+    dout = p["rng"].standard_normal(out.shape)
+    np.testing.assert_allclose(F.avg_pool2d_backward(dout, p["x"], *args),
+                               N.avg_pool2d_backward(dout, p["x"], *args), **TOL)
+
+
+def test_max_pool_ties_go_to_first_max_and_overlaps_accumulate():
+    x = np.ones((1, 1, 2, 2))
+    dx = F.max_pool2d_backward(np.array([[[[5.0]]]]), x, 2)
+    np.testing.assert_array_equal(dx[0, 0], [[5, 0], [0, 0]])   # first in row-major order
+    # 3 windows of width 2, stride 1, over [0, 9, 0, 0]: the 9 wins two windows
+    x = np.array([[[[0.0, 9.0, 0.0, 1.0]]]])
+    dx = F.max_pool2d_backward(np.array([[[[1.0, 2.0, 4.0]]]]), x, (1, 2), 1)
+    np.testing.assert_array_equal(dx[0, 0, 0], [0, 3, 0, 4])
+
+
+def test_max_pool_padding_never_wins():
+    x = np.full((1, 1, 2, 2), -np.inf)
+    dout = np.ones((1, 1, 3, 3))
+    dx = F.max_pool2d_backward(dout, x, 2, 1, 1)
+    assert dx.sum() == 9  # every window routed its gradient to a real pixel
+    np.testing.assert_array_equal(dx, N.max_pool2d_backward(dout, x, 2, 1, 1))
+
+
+# ---------------------------------------------------------------- relu, linear
+
+def test_relu_and_its_gradient_at_zero():
+    x = np.array([[-1.0, 0.0, 2.0]])
+    np.testing.assert_array_equal(F.relu(x), [[0, 0, 2]])
+    np.testing.assert_array_equal(F.relu_backward(np.ones_like(x), x), [[0, 0, 1]])
+    np.testing.assert_array_equal(N.relu(x), F.relu(x))
+    np.testing.assert_array_equal(N.relu_backward(np.ones_like(x), x), [[0, 0, 1]])
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 4), st.integers(0, 2**16))
+def test_linear_matches_loops(n, k, o, seed):
+    rng = np.random.default_rng(seed)
+    x, W, b = rng.standard_normal((n, k)), rng.standard_normal((o, k)), rng.standard_normal(o)
+    np.testing.assert_allclose(F.linear(x, W, b), N.linear(x, W, b), **TOL)
+    np.testing.assert_allclose(F.linear(x, W, b), x @ W.T + b, **TOL)
+    dout = rng.standard_normal((n, o))
+    for fast, slow in zip(F.linear_backward(dout, x, W), N.linear_backward(dout, x, W)):
+        np.testing.assert_allclose(fast, slow, **TOL)
+
+
+# ---------------------------------------------------------------- softmax, cross-entropy
+
+@given(st.integers(1, 5), st.integers(1, 6), st.sampled_from([1.0, 30.0, 1e4]), st.integers(0, 2**16))
+def test_softmax_rows_sum_to_one_and_match_loops(n, k, scale, seed):
+    z = np.random.default_rng(seed).standard_normal((n, k)) * scale
+    p = F.softmax(z)
+    assert np.all(np.isfinite(p))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(p, N.softmax(z), **TOL)
+    np.testing.assert_allclose(F.log_softmax(z), N.log_softmax(z), **TOL)
+    np.testing.assert_allclose(F.softmax(z.T, axis=0), p.T, **TOL)
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e4])
+def test_softmax_float32_agrees_with_float64(scale):
+    z = np.random.default_rng(3).standard_normal((6, 10)) * scale
+    z[0, :2] = [scale, -scale]
+    p32 = F.softmax(z.astype(np.float32))
+    assert p32.dtype == np.float32 and np.all(np.isfinite(p32))
+    np.testing.assert_allclose(p32, F.softmax(z), atol=1e-6)
+    np.testing.assert_allclose(p32.sum(axis=1), 1.0, atol=1e-6)
+    logp32 = F.log_softmax(z.astype(np.float32))
+    assert np.all(np.isfinite(logp32))
+    np.testing.assert_allclose(logp32, F.log_softmax(z), rtol=1e-5, atol=1e-3)
+
+
+def test_softmax_of_extreme_logits():
+    z = np.array([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4]])
+    np.testing.assert_allclose(F.softmax(z), [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]])
+    np.testing.assert_allclose(F.log_softmax(z)[0], [0, -2e4, -1e4])
+    assert math.isfinite(F.cross_entropy(z, np.array([1, 0])))
+
+
+def test_cross_entropy_values_and_gradient():
+    z = np.random.default_rng(4).standard_normal((5, 4))
+    t = np.array([0, 3, 1, 1, 2])
+    p = np.exp(z) / np.exp(z).sum(1, keepdims=True)
+    expected = -np.mean(np.log(p[np.arange(5), t]))
+    assert F.cross_entropy(z, t) == pytest.approx(expected, rel=1e-12)
+    assert N.cross_entropy(z, t) == pytest.approx(expected, rel=1e-12)
+    assert F.cross_entropy(np.zeros((3, 10)), np.array([1, 2, 3])) == pytest.approx(math.log(10))
+    y = np.eye(4)[t]
+    np.testing.assert_allclose(F.softmax_cross_entropy_backward(z, t), (p - y) / 5, **TOL)
+    np.testing.assert_allclose(N.softmax_cross_entropy_backward(z, t), (p - y) / 5, **TOL)
+    # central differences on the loss itself
+    eps, g = 1e-6, np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        zp, zm = z.copy(), z.copy()
+        zp[idx] += eps
+        zm[idx] -= eps
+        g[idx] = (F.cross_entropy(zp, t) - F.cross_entropy(zm, t)) / (2 * eps)
+    np.testing.assert_allclose(F.softmax_cross_entropy_backward(z, t), g, atol=1e-8)
+
+
+# ---------------------------------------------------------------- errors
+
+X = np.zeros((2, 3, 5, 5))
+Wt = np.zeros((4, 3, 3, 3))
+
+
+@pytest.mark.parametrize("module", [F, N], ids=["functional", "naive"])
+@pytest.mark.parametrize("call, error, match", [
+    (lambda m: m.conv2d(X, np.zeros((4, 2, 3, 3))), ValueError, r"channel mismatch.*\(2, 3, 5, 5\)"),
+    (lambda m: m.conv2d(X, np.zeros((4, 3, 7, 3))), ValueError, "kernel larger than the padded input"),
+    (lambda m: m.conv2d(X, Wt, dilation=3), ValueError, "kernel larger than the padded input"),
+    (lambda m: m.conv2d(X, Wt, stride=0), ValueError, "stride must be positive"),
+    (lambda m: m.conv2d(X, Wt, stride=(1, -1)), ValueError, "stride must be positive"),
+    (lambda m: m.conv2d(X, Wt, dilation=0), ValueError, "dilation must be positive"),
+    (lambda m: m.conv2d(X, Wt, padding=-1), ValueError, "padding must be non-negative"),
+    (lambda m: m.conv2d(X, Wt, stride=(1, 2, 3)), ValueError, "pair"),
+    (lambda m: m.conv2d(X, Wt, stride=1.5), TypeError, "stride must be an int"),
+    (lambda m: m.conv2d(X[0], Wt), ValueError, r"\(N, C, H, W\).*\(3, 5, 5\)"),
+    (lambda m: m.conv2d(X, Wt[0]), ValueError, r"\(F, C, kH, kW\)"),
+    (lambda m: m.conv2d(X, Wt, np.zeros(3)), ValueError, r"bias must have shape \(4,\)"),
+    (lambda m: m.conv2d(X, Wt, np.zeros((4, 1))), ValueError, "bias"),
+    (lambda m: m.conv2d(X.astype(int), Wt), TypeError, "float"),
+    (lambda m: m.conv2d(X, Wt.astype(np.int32)), TypeError, "float"),
+    (lambda m: m.conv2d_backward(np.zeros((2, 4, 3, 4)), X, Wt), ValueError, r"dout.*\(2, 4, 3, 3\)"),
+    (lambda m: m.max_pool2d(X, 2, padding=2), ValueError, "at most half"),
+    (lambda m: m.max_pool2d(X, 3, padding=2), ValueError, "at most half"),
+    (lambda m: m.max_pool2d(X, 6), ValueError, "larger than the padded input"),
+    (lambda m: m.max_pool2d(X, 2, stride=0), ValueError, "stride must be positive"),
+    (lambda m: m.max_pool2d(X.astype(np.int64), 2), TypeError, "float"),
+    (lambda m: m.max_pool2d(X[0], 2), ValueError, r"\(N, C, H, W\)"),
+    (lambda m: m.max_pool2d_backward(np.zeros((2, 3, 3, 3)), X, 2), ValueError, r"dout.*\(2, 3, 2, 2\)"),
+    (lambda m: m.avg_pool2d(X, 4, padding=3), ValueError, "at most half"),
+    (lambda m: m.avg_pool2d_backward(np.zeros((1, 3, 2, 2)), X, 2), ValueError, "dout"),
+    (lambda m: m.relu(np.arange(3)), TypeError, "float"),
+    (lambda m: m.relu_backward(np.zeros(3), np.zeros(4)), ValueError, r"dout.*\(4,\)"),
+    (lambda m: m.linear(np.zeros((2, 5)), np.zeros((3, 4))), ValueError, r"\(2, 5\).*\(3, 4\)"),
+    (lambda m: m.linear(np.zeros(5), np.zeros((3, 5))), ValueError, r"\(N, in_features\)"),
+    (lambda m: m.linear(np.zeros((2, 5)), np.zeros((3, 5)), np.zeros(5)), ValueError, "bias"),
+    (lambda m: m.linear_backward(np.zeros((2, 4)), np.zeros((2, 5)), np.zeros((3, 5))), ValueError, "dout"),
+    (lambda m: m.softmax(np.arange(3)), TypeError, "float"),
+    (lambda m: m.cross_entropy(np.zeros((2, 3)), np.array([0.0, 1.0])), TypeError, "integer"),
+    (lambda m: m.cross_entropy(np.zeros((2, 3)), np.array([0, 3])), ValueError, r"\[0, 3\)"),
+    (lambda m: m.cross_entropy(np.zeros((2, 3)), np.array([0, 1, 2])), ValueError, r"shape \(2,\)"),
+])
+def test_errors(module, call, error, match):
+    with pytest.raises(error, match=match):
+        call(module)
+
+
+def test_pair():
+    assert F.pair(3, "k") == (3, 3)
+    assert F.pair((2, 5), "k") == (2, 5)
+    assert F.pair(np.int64(2), "k") == (2, 2)
+    with pytest.raises(TypeError):
+        F.pair(True, "k")
+    with pytest.raises(ValueError):
+        F.pair((1, 2, 3), "k")
+
+
+def test_im2col_col2im_errors():
+    with pytest.raises(ValueError, match="cols must have shape"):
+        F.col2im(np.zeros((2, 27, 8)), X.shape, 3)
+    with pytest.raises(TypeError):
+        F.im2col(X.astype(int), 3)
