@@ -32,6 +32,8 @@ import math
 
 import numpy as np
 
+from .fft import choose_conv_method, fft_conv1d  # Chapter 2's methods
+
 __all__ = [
     "MODES",
     "METHODS",
@@ -158,18 +160,12 @@ def _conv_direct(x, w, start: int, length: int) -> np.ndarray:
 def _pick_method(method: str, x: np.ndarray, w: np.ndarray) -> str:
     if method != "auto":
         return method
-    if np.result_type(x, w).kind in "iu":
+    if x.dtype.kind in "iu" and w.dtype.kind in "iu":
         return "direct"  # exact integer arithmetic; the FFT would round
-    from . import fft  # lazy: Chapter 2's module, only needed here
-
-    n, k = max(len(x), len(w)), min(len(x), len(w))
-    choice = fft.choose_conv_method(n, k)
-    if choice not in ("direct", "fft"):
-        raise RuntimeError(
-            f"cnnbook.fft.choose_conv_method({n}, {k}) returned {choice!r}, "
-            "expected 'direct' or 'fft'"
-        )
-    return choice
+    # Kept lean: at the smallest sizes a direct convolution takes a few
+    # microseconds, so choosing must cost much less than that.
+    n, k = len(x), len(w)
+    return choose_conv_method(n, k) if n >= k else choose_conv_method(k, n)
 
 
 # ------------------------------------------------------------------ public API
@@ -196,8 +192,6 @@ def conv1d(x, w, mode: str = "full", method: str = "direct") -> np.ndarray:
     method = _check_choice(method, METHODS, "method", "conv1d")
     method = _pick_method(method, x, w)
     if method == "fft":
-        from .fft import fft_conv1d  # lazy: Chapter 2's module
-
         return fft_conv1d(x, w, mode)
     n, k = len(x), len(w)
     start, length = _window(n, k, mode, (min(n, k) - 1) // 2)
@@ -227,8 +221,6 @@ def correlate1d(x, w, mode: str = "valid", method: str = "direct"):
     # sample; match it exactly.
     start, length = _window(n, k, mode, (m - 1) // 2 if n >= k else m // 2)
     if method == "fft":
-        from .fft import fft_conv1d  # lazy: Chapter 2's module
-
         return fft_conv1d(x, flipped, "full")[start : start + length]
     if method == "loops":
         return _conv_loops(x, flipped, start, length)

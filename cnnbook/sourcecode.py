@@ -43,6 +43,7 @@ def show(*objects) -> Source:
         raise TypeError("show() needs at least one function, class or module")
     parts, origins = [], []
     for obj in objects:
+        obj = inspect.unwrap(obj)  # show a cached/decorated function's own code
         try:
             lines, start = inspect.getsourcelines(obj)
             path = Path(inspect.getsourcefile(obj)).resolve()

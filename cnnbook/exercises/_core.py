@@ -75,15 +75,16 @@ def _mismatch(expected: Any, got: Any, rtol: float, atol: float) -> str | None:
     if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
         expected_arr = np.asarray(expected)
         try:
-            got_arr = np.asarray(got, dtype=float if expected_arr.dtype.kind == "f" else None)
+            got_arr = np.asarray(got)
+            if got_arr.dtype.kind not in "biufc":
+                raise TypeError
         except (TypeError, ValueError):
             return f"expected an array, got {describe(got)}"
         if got_arr.shape != expected_arr.shape:
             return f"wrong shape: expected {expected_arr.shape}, got {got_arr.shape}"
         if not np.allclose(got_arr, expected_arr, rtol=rtol, atol=atol, equal_nan=True):
-            where = np.unravel_index(
-                np.argmax(np.abs(got_arr.astype(float) - expected_arr.astype(float))), got_arr.shape
-            )
+            difference = np.abs(got_arr.astype(complex) - expected_arr.astype(complex))
+            where = np.unravel_index(np.argmax(np.nan_to_num(difference, nan=np.inf)), got_arr.shape)
             return (
                 f"wrong values: expected {describe(expected_arr)}, got {describe(got_arr)}"
                 f" (largest difference at index {tuple(int(i) for i in where)})"
