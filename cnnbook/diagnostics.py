@@ -149,7 +149,8 @@ def growth(series, early: int = 2, late: int = 2) -> float:
     """
     values = np.asarray(series, dtype=float)
     if values.ndim != 1 or values.size < early + late:
-        raise ValueError(f"need a 1-D series of at least {early + late} values, got shape {values.shape}")
+        raise ValueError(f"need a 1-D series of at least {early + late} values, "
+                         f"got shape {values.shape}")
     first = np.median(values[:early])
     if first <= 0:
         raise ValueError(f"the early values must be positive to measure growth, got median {first}")
@@ -157,35 +158,45 @@ def growth(series, early: int = 2, late: int = 2) -> float:
 
 
 def plot_profile(history, title: str = "", ax=None):
-    """Forward/backward seconds per epoch (and memory, when recorded) for one run.
+    """Forward/backward time per epoch (and memory, when recorded) for one run.
 
-    ``history`` is a :class:`PhaseTimer`, its ``history`` dict, or any mapping with per-epoch lists
-    under ``"forward"``/``"backward"`` (``forward_time``/``backward_time`` also accepted).
-    Returns the matplotlib axes of the time plot.
+    ``history`` is a :class:`PhaseTimer`, its ``history`` dict, or any mapping with per-epoch lists:
+    the per-step medians ``"forward_median"``/``"backward_median"`` are plotted when present
+    (robust to noise), else the epoch totals ``"forward"``/``"backward"`` (``forward_time``/
+    ``backward_time``, as in :class:`cnnbook.train.History`, are accepted too); memory
+    ``"traced_mb"`` gets a second panel when ``ax`` is not given. Returns the time plot's axes.
     """
     import matplotlib.pyplot as plt
 
     data = history.history if isinstance(history, PhaseTimer) else history
     if not isinstance(data, dict):
         data = vars(data)
-    forward = data.get("forward", data.get("forward_time"))
-    backward = data.get("backward", data.get("backward_time"))
-    if forward is None or backward is None:
+    choices = [("forward_median", "backward_median", "ms per step (median)"),
+               ("forward", "backward", "ms per epoch"),
+               ("forward_time", "backward_time", "ms per epoch")]
+    for forward_key, backward_key, unit in choices:
+        if forward_key in data and backward_key in data:
+            forward, backward = data[forward_key], data[backward_key]
+            break
+    else:
         raise ValueError("history has no forward/backward times per epoch")
     memory = data.get("traced_mb")
+    mem_ax = None
     if ax is None:
         ncols = 2 if memory else 1
         _, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 3.4), squeeze=False)
         ax, mem_ax = axes[0, 0], (axes[0, 1] if memory else None)
-    else:
-        mem_ax = None
     epochs = np.arange(1, len(forward) + 1)
+    times = np.concatenate([forward, backward]) * 1e3
     ax.plot(epochs, np.asarray(forward) * 1e3, "o-", label="forward")
     ax.plot(epochs, np.asarray(backward) * 1e3, "s-", label="backward")
-    ax.set(xlabel="epoch", ylabel="ms per epoch", title=title or "time per epoch", ylim=(0, None))
-    ax.legend()
+    # Start at zero, so growth is judged against the whole bar; headroom keeps the legend clear.
+    ax.set(xlabel="epoch", ylabel=unit, title=title or "time per epoch",
+           ylim=(0, 1.3 * times.max()))
+    ax.legend(loc="upper left")
     if mem_ax is not None:
         mem_ax.plot(epochs, memory, "o-", color="tab:red", label="traced (tracemalloc)")
-        mem_ax.set(xlabel="epoch", ylabel="MiB", title="memory at end of epoch", ylim=(0, None))
-        mem_ax.legend()
+        mem_ax.set(xlabel="epoch", ylabel="MiB", title="memory at the end of each epoch",
+                   ylim=(0, 1.3 * max(memory)))
+        mem_ax.legend(loc="upper left")
     return ax
