@@ -14,12 +14,15 @@ Conventions shared by all functions:
   product, so another matrix-multiply backend can be plugged in; ``None`` means ``numpy.matmul``.
 
 The convolution is the batched im2col form ``W(F, C·kH·kW) @ cols(N, C·kH·kW, Ho·Wo)``: one matrix
-product per batch, with ``cols`` gathered from strided views of the (padded) input.
+product per batch, with ``cols`` gathered from strided views of the (padded) input. Where numba is
+installed, stride-1 convolutions instead run Chapter 8's fastest measured rung, compiled loops
+(``cnnbook.fast``, kernel ``"joined"``); ``method="im2col"`` forces the NumPy path.
 """
 
 from __future__ import annotations
 
 import numbers
+from importlib.util import find_spec
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -228,15 +231,43 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.nd
     return xp[:, :, ph:ph + H, pw:pw + W]
 
 
-def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None) -> np.ndarray:
+_HAVE_NUMBA = find_spec("numba") is not None
+CONV_METHODS = ("auto", "im2col", "numba")
+
+
+def _use_compiled(method, gemm, x, w, b, stride, fn) -> bool:
+    """Whether a convolution runs Chapter 8's compiled kernel instead of im2col + GEMM.
+
+    ``"auto"`` takes the compiled kernel wherever it applies, because it measured faster on the
+    seed model's layers (Chapter 8): numba installed, no ``gemm`` plugged in, stride 1, and one
+    float dtype for all arrays (the kernel does not promote).
+    """
+    if method not in CONV_METHODS:
+        raise ValueError(f"{fn}: method must be one of {CONV_METHODS}, got {method!r}")
+    if method == "im2col" or (method == "auto" and (gemm is not None or not _HAVE_NUMBA)):
+        return False
+    applies = (pair(stride, "stride") == (1, 1) and x.dtype in (np.float32, np.float64)
+               and w.dtype == x.dtype and (b is None or b.dtype == x.dtype))
+    if method == "numba" and (not applies or gemm is not None):
+        raise ValueError(f"{fn}: method='numba' needs stride 1, x, w and b of one float dtype and "
+                         f"no gemm; got stride {stride}, dtypes {x.dtype}/{w.dtype}, gemm {gemm!r}")
+    return applies
+
+
+def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"):
     """2-D convolution layer forward, computed as PyTorch does (cross-correlation, no kernel flip).
 
     ``x: (N, C, H, W)``, ``w: (F, C, kH, kW)``, ``b: (F,)`` or None → ``(N, F, Ho, Wo)`` with
     ``Ho = floor((H + 2p - d(kH-1) - 1)/s) + 1`` (same for ``Wo``)::
 
         out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * xpad[n, c, oh*s + i*d, ow*s + j*d]
+
+    ``method``: ``"im2col"`` (below), ``"numba"`` (compiled loops, stride 1) or ``"auto"``.
     """
     x, w, b = _check_conv_args(x, w, b, "conv2d")
+    if _use_compiled(method, gemm, x, w, b, stride, "conv2d"):
+        from .fast import conv2d as compiled_conv2d  # lazy: cnnbook.fast imports this module
+        return compiled_conv2d(x, w, b, stride, padding, dilation, kernel="joined")
     mm = np.matmul if gemm is None else gemm
     F, C, kh, kw = w.shape
     *_, (Ho, Wo) = _conv_geometry(x.shape, (kh, kw), stride, padding, dilation)
@@ -248,14 +279,19 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None) -> np.nd
     return out
 
 
-def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, gemm=None):
+def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"):
     """Gradients of :func:`conv2d`: returns ``(dx, dw, db)`` for upstream gradient ``dout``.
 
     ``dout: (N, F, Ho, Wo)`` (the shape ``conv2d`` returned), ``x``, ``w`` as in the forward pass.
     ``dw = sum_n dout[n] @ cols[n]^T`` (a cross-correlation of the input with ``dout``),
     ``dx = col2im(w^T @ dout)`` (a full convolution of ``dout`` with the kernel), ``db = sum dout``.
+    ``method`` as in :func:`conv2d`.
     """
     x, w, _ = _check_conv_args(x, w, None, "conv2d_backward")
+    dout = np.asarray(dout)
+    if _use_compiled(method, gemm, x, w, None, stride, "conv2d_backward") and dout.dtype == x.dtype:
+        from .fast import conv2d_backward as compiled_conv2d_backward
+        return compiled_conv2d_backward(dout, x, w, stride, padding, dilation, kernel="joined")
     mm = np.matmul if gemm is None else gemm
     F, C, kh, kw = w.shape
     N = x.shape[0]

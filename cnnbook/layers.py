@@ -88,12 +88,13 @@ class Conv2d(Layer):
 
     params ``"weight"``: (out_channels, in_channels, kH, kW), He/Kaiming normal initialization
     ``N(0, 2 / fan_in)`` with ``fan_in = in_channels·kH·kW`` (keeps the activations' scale through
-    ReLU); ``"bias"``: (out_channels,), zeros. ``gemm``: optional matrix-multiply backend, passed to
-    ``cnnbook.functional`` (a plain attribute, settable later).
+    ReLU); ``"bias"``: (out_channels,), zeros. ``gemm`` (optional matrix-multiply backend) and
+    ``method`` (``"auto"``, ``"im2col"`` or ``"numba"``) are passed to ``cnnbook.functional``;
+    both are plain attributes, settable later.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 bias=True, *, rng=None, dtype=np.float32, gemm=None):
+                 bias=True, *, rng=None, dtype=np.float32, gemm=None, method="auto"):
         super().__init__()
         kh, kw = Fn._positive_pair(kernel_size, "kernel_size")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
@@ -104,7 +105,7 @@ class Conv2d(Layer):
         self.stride = Fn._positive_pair(stride, "stride")
         self.padding = Fn._nonnegative_pair(padding, "padding")
         self.dilation = Fn._positive_pair(dilation, "dilation")
-        self.gemm = gemm
+        self.gemm, self.method = gemm, method
         fan_in = self.in_channels * kh * kw
         std = np.sqrt(2.0 / fan_in)
         weight = _as_rng(rng).standard_normal((self.out_channels, self.in_channels, kh, kw))
@@ -114,7 +115,7 @@ class Conv2d(Layer):
 
     def forward(self, x):
         out = Fn.conv2d(x, self.params["weight"], self.params.get("bias"), self.stride,
-                        self.padding, self.dilation, gemm=self.gemm)
+                        self.padding, self.dilation, gemm=self.gemm, method=self.method)
         self._cache = (x, out.shape)
         return out
 
@@ -122,7 +123,7 @@ class Conv2d(Layer):
         x, out_shape = self._cached()
         dout = self._check_dout(dout, out_shape)
         dx, dw, db = Fn.conv2d_backward(dout, x, self.params["weight"], self.stride, self.padding,
-                                        self.dilation, gemm=self.gemm)
+                                        self.dilation, gemm=self.gemm, method=self.method)
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
             self.grads["bias"][...] = db

@@ -334,3 +334,50 @@ def test_im2col_col2im_errors():
         F.col2im(np.zeros((2, 27, 8)), X.shape, 3)
     with pytest.raises(TypeError):
         F.im2col(X.astype(int), 3)
+
+
+# ---------------------------------------------------------------- conv2d methods (im2col / numba)
+
+@given(conv_problem(), st.sampled_from(["im2col", "auto"]))
+def test_conv_every_method_matches_loops(p, method):
+    """Both paths of functional.conv2d equal the seven loops, whichever one "auto" picks."""
+    args = (p["stride"], p["padding"], p["dilation"])
+    out = F.conv2d(p["x"], p["w"], p["b"], *args, method=method)
+    np.testing.assert_allclose(out, N.conv2d(p["x"], p["w"], p["b"], *args), **TOL)
+    dout = p["rng"].standard_normal(out.shape)
+    for fast, slow in zip(F.conv2d_backward(dout, p["x"], p["w"], *args, method=method),
+                          N.conv2d_backward(dout, p["x"], p["w"], *args)):
+        np.testing.assert_allclose(fast, slow, **TOL)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_conv_auto_uses_compiled_kernel_where_it_applies(dtype, monkeypatch):
+    pytest.importorskip("numba")
+    from cnnbook import fast
+
+    calls = []
+    original = fast.conv2d
+    monkeypatch.setattr(fast, "conv2d", lambda *a, **k: calls.append(k) or original(*a, **k))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 1, 6, 6)).astype(dtype)
+    w = rng.standard_normal((3, 1, 3, 3)).astype(dtype)
+    out = F.conv2d(x, w, padding=1)
+    assert calls == [{"kernel": "joined"}] and out.dtype == dtype
+    np.testing.assert_allclose(out, F.conv2d(x, w, padding=1, method="im2col"),
+                               rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+    F.conv2d(x, w, stride=2)                                   # stride 2: im2col
+    F.conv2d(x, w, padding=1, gemm=np.matmul)                  # a plugged-in GEMM: im2col
+    other = np.float64 if dtype == np.float32 else np.float32
+    F.conv2d(x, w.astype(other), padding=1)                    # mixed dtypes: im2col (promotes)
+    assert len(calls) == 1
+
+
+def test_conv_method_errors():
+    x, w = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
+    with pytest.raises(ValueError, match="method must be one of"):
+        F.conv2d(x, w, method="fastest")
+    with pytest.raises(ValueError, match="method must be one of"):
+        F.conv2d_backward(np.zeros((1, 1, 2, 2)), x, w, method="loops")
+    if F._HAVE_NUMBA:
+        with pytest.raises(ValueError, match="needs stride 1"):
+            F.conv2d(x, w, stride=2, method="numba")

@@ -226,3 +226,21 @@ def test_seed_model_shapes_default():
     assert model[0].params["weight"].shape == (8, 1, 3, 3)
     assert model[4].params["weight"].shape == (10, 8 * 14 * 14)
     assert model(np.zeros((2, 1, 28, 28), np.float32)).shape == (2, 10)
+
+
+def test_conv2d_layer_method_attribute_selects_the_path_with_equal_results():
+    from cnnbook.layers import Conv2d
+
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
+    layers_by_method = {m: Conv2d(3, 4, 3, padding=1, rng=0, method=m) for m in ("auto", "im2col")}
+    outs = {m: layer.forward(x) for m, layer in layers_by_method.items()}
+    dout = rng.standard_normal(outs["auto"].shape).astype(np.float32)
+    dxs = {m: layer.backward(dout) for m, layer in layers_by_method.items()}
+    np.testing.assert_allclose(outs["auto"], outs["im2col"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(dxs["auto"], dxs["im2col"], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(layers_by_method["auto"].grads["weight"],
+                               layers_by_method["im2col"].grads["weight"], rtol=1e-4, atol=1e-4)
+    layers_by_method["auto"].method = "nonsense"
+    with pytest.raises(ValueError, match="method must be one of"):
+        layers_by_method["auto"].forward(x)
