@@ -1,0 +1,243 @@
+"""The tiny BLAS (cnnbook.blas): every variant equals numpy.matmul within float32 tolerance."""
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+pytest.importorskip("numba")
+
+from cnnbook import blas  # noqa: E402
+
+VARIANTS = blas.VARIANTS
+# Small blocks, so that small matrices already cross several block boundaries of every loop.
+SMALL = blas.BlockSizes(mc=2 * blas.MR, kc=16, nc=2 * blas.NR)
+
+
+def reference(A, B, C=None, alpha=1.0, beta=0.0):
+    out = alpha * (A.astype(np.float64) @ B.astype(np.float64))
+    if C is not None and beta != 0:
+        out += beta * C.astype(np.float64)
+    return out
+
+
+def assert_gemm_close(got, A, B, C=None, alpha=1.0, beta=0.0):
+    """float32 rounding grows with the length k of each sum: tolerance ∝ k · eps · |terms|."""
+    k = A.shape[1]
+    expected = reference(A, B, C, alpha, beta)
+    scale = abs(alpha) * (np.abs(A).astype(np.float64) @ np.abs(B).astype(np.float64))
+    if C is not None and beta != 0:
+        scale += abs(beta) * np.abs(C)
+    tol = 4 * (k + 2) * np.finfo(np.float32).eps * scale + 1e-30
+    assert got.dtype == np.float32
+    assert got.shape == expected.shape
+    assert np.all(np.abs(got - expected) <= tol), np.max(np.abs(got - expected) - tol)
+
+
+def rand(rng, *shape):
+    return rng.standard_normal(shape).astype(np.float32)
+
+
+SHAPES = [
+    (1, 1, 1), (1, 7, 1), (5, 1, 3), (1, 1, 9),          # 1-sized
+    (16, 16, 16), (64, 64, 64),                          # square
+    (7, 13, 5), (13, 50, 130), (130, 17, 3), (3, 40, 200),  # rectangular, not multiples of blocks
+    (blas.MR + 1, 33, blas.NR + 1), (2 * blas.MR, 16, 2 * blas.NR),  # just over / exactly one block
+]
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("m,k,n", SHAPES)
+def test_matches_numpy(variant, m, k, n):
+    rng = np.random.default_rng(m * 10_000 + k * 100 + n)
+    A, B = rand(rng, m, k), rand(rng, k, n)
+    got = blas.sgemm(A, B, variant=variant)
+    assert_gemm_close(got, A, B)
+    if variant in ("blocked", "packed", "parallel"):
+        assert_gemm_close(blas.sgemm(A, B, variant=variant, blocks=SMALL), A, B)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 3.0), (0.0, 2.0), (0.75, -1.0)])
+def test_alpha_beta(variant, alpha, beta):
+    rng = np.random.default_rng(1)
+    A, B, C = rand(rng, 23, 41), rand(rng, 41, 70), rand(rng, 23, 70)
+    original = C.copy()
+    out = blas.sgemm(A, B, C, alpha=alpha, beta=beta, variant=variant, blocks=SMALL)
+    assert out is C  # updated in place
+    assert_gemm_close(C, A, B, original, alpha, beta)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_beta_zero_ignores_old_contents(variant):
+    rng = np.random.default_rng(2)
+    A, B = rand(rng, 9, 8), rand(rng, 8, 7)
+    C = np.full((9, 7), np.nan, dtype=np.float32)
+    blas.sgemm(A, B, C, beta=0.0, variant=variant)
+    assert_gemm_close(C, A, B)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_k_zero_and_empty(variant):
+    A, B = np.zeros((4, 0), np.float32), np.zeros((0, 3), np.float32)
+    C = np.ones((4, 3), np.float32)
+    blas.sgemm(A, B, C, beta=2.0, variant=variant)
+    np.testing.assert_array_equal(C, 2.0)
+    assert blas.sgemm(np.zeros((0, 5), np.float32), np.zeros((5, 3), np.float32), variant=variant).shape == (0, 3)
+
+
+@pytest.mark.parametrize("variant", ["naive", "packed", "parallel"])
+def test_transposed_and_strided_inputs_are_copied(variant):
+    rng = np.random.default_rng(3)
+    A = rand(rng, 31, 19).T  # (19, 31), Fortran order: a transposed view
+    B = rand(rng, 62, 90)[::2, ::3]  # (31, 30), strided in both axes
+    assert not A.flags.c_contiguous and not B.flags.c_contiguous
+    assert_gemm_close(blas.sgemm(A, B, variant=variant), A, B)
+    # a non-contiguous C is updated in place, and the elements between its columns are untouched
+    Cbig = rand(rng, 19, 60)
+    before = Cbig.copy()
+    C = Cbig[:, ::2]
+    blas.sgemm(A, B, C, alpha=0.5, beta=1.0, variant=variant)
+    assert_gemm_close(Cbig[:, ::2], A, B, before[:, ::2], 0.5, 1.0)
+    np.testing.assert_array_equal(Cbig[:, 1::2], before[:, 1::2])
+
+
+def test_validation_messages():
+    A = np.ones((3, 4), np.float32)
+    B = np.ones((4, 5), np.float32)
+    with pytest.raises(TypeError, match="float64"):
+        blas.sgemm(A.astype(np.float64), B)
+    with pytest.raises(TypeError, match="int64"):
+        blas.sgemm(A, B.astype(np.int64))
+    with pytest.raises(TypeError, match="numpy array"):
+        blas.sgemm(A.tolist(), B)
+    with pytest.raises(ValueError, match=r"2-D.*\(4,\)"):
+        blas.sgemm(A, B[:, 0])
+    with pytest.raises(ValueError, match=r"inner dimensions differ: A is \(3, 4\), B is \(5, 4\)"):
+        blas.sgemm(A, B.T)
+    with pytest.raises(ValueError, match=r"C has shape \(5, 3\), expected \(3, 5\)"):
+        blas.sgemm(A, B, np.zeros((5, 3), np.float32))
+    with pytest.raises(ValueError, match="beta"):
+        blas.sgemm(A, B, beta=1.0)
+    with pytest.raises(ValueError, match="unknown variant 'fast'"):
+        blas.sgemm(A, B, variant="fast")
+    with pytest.raises(TypeError, match="alpha"):
+        blas.sgemm(A, B, alpha="2")
+    with pytest.raises(ValueError, match="finite"):
+        blas.sgemm(A, B, alpha=np.inf)
+    with pytest.raises(ValueError, match="shares memory"):
+        S = np.ones((4, 4), np.float32)
+        blas.sgemm(S, S, S)
+    readonly = np.zeros((3, 5), np.float32)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        blas.sgemm(A, B, readonly)
+
+
+@given(m=st.integers(1, 20), k=st.integers(1, 40), n=st.integers(1, 80),
+       variant=st.sampled_from(VARIANTS), alpha=st.floats(-2, 2), beta=st.sampled_from([0.0, 1.0, -0.5]),
+       seed=st.integers(0, 2**16))
+def test_property_matches_numpy(m, k, n, variant, alpha, beta, seed):
+    rng = np.random.default_rng(seed)
+    A, B, C = rand(rng, m, k), rand(rng, k, n), rand(rng, m, n)
+    original = C.copy()
+    blas.sgemm(A, B, C, alpha=alpha, beta=beta, variant=variant, blocks=SMALL)
+    assert_gemm_close(C, A, B, original, alpha, beta)
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [
+    ((5, 7), (7, 3)), ((4, 5, 7), (7, 3)), ((5, 7), (4, 7, 3)), ((4, 5, 7), (4, 7, 3)),
+    ((1, 5, 7), (4, 7, 3)), ((2, 1, 5, 7), (3, 7, 2)), ((7,), (7, 3)), ((5, 7), (7,)), ((7,), (7,)),
+])
+def test_matmul_semantics(a_shape, b_shape):
+    rng = np.random.default_rng(4)
+    a, b = rand(rng, *a_shape), rand(rng, *b_shape)
+    expected = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    for mm in (blas.matmul, functools.partial(blas.matmul, variant="parallel")):
+        got = mm(a, b)
+        assert got.shape == expected.shape and got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_matmul_errors():
+    a = np.ones((2, 3), np.float32)
+    with pytest.raises(TypeError, match="single precision"):
+        blas.matmul(a.astype(np.float64), a.T)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        blas.matmul(a, a)
+    with pytest.raises(ValueError, match="broadcast"):
+        blas.matmul(np.ones((2, 2, 3), np.float32), np.ones((3, 3, 2), np.float32))
+
+
+def test_cache_and_block_sizes(tmp_path):
+    index = tmp_path / "index0"
+    index.mkdir()
+    for name, value in {"level": "1", "type": "Data", "size": "32K", "coherency_line_size": "64"}.items():
+        (index / name).write_text(value + "\n")
+    index = tmp_path / "index2"
+    index.mkdir()
+    for name, value in {"level": "2", "type": "Unified", "size": "1024K"}.items():
+        (index / name).write_text(value + "\n")
+    caches = blas.cache_sizes(tmp_path)
+    assert (caches.l1d, caches.l2, caches.line, caches.source) == (32768, 1 << 20, 64, "sysfs")
+    assert blas.cache_sizes(tmp_path / "missing").source == "fallback"
+    for variant in ("blocked", "packed", "parallel"):
+        b = blas.block_sizes(variant, caches)
+        assert min(b.mc, b.kc, b.nc) > 0
+    packed = blas.block_sizes("packed", caches)
+    assert packed.mc % blas.MR == 0 and packed.nc % blas.NR == 0
+    with pytest.raises(ValueError, match="naive"):
+        blas.block_sizes("naive")
+    assert blas.balanced_mc(512, 126, 2) % blas.MR == 0
+    assert (-(-512 // blas.balanced_mc(512, 126, 2))) % 2 == 0
+    assert blas.gemm_flops(2, 3, 4) == 48
+
+
+def test_import_without_numba_gives_clear_error():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['numba'] = None\n"
+            "import numpy as np\n"
+            "from cnnbook import blas\n"
+            "assert not blas.HAVE_NUMBA\n"
+            "try:\n"
+            "    blas.sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))\n"
+            "except ImportError as err:\n"
+            "    print(err)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "needs numba" in out.stdout or "numba, which is not installed" in out.stdout
+
+
+def test_layers_with_tiny_blas_backend_match_numpy():
+    from cnnbook import functional as F
+    from cnnbook import layers, models
+
+    rng = np.random.default_rng(5)
+    x = rng.random((4, 1, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, 4)
+    grads = {}
+    for name, gemm in (("numpy", None), ("tiny", blas.matmul)):
+        model = models.seed_cnn(rng=0, gemm=gemm)
+        loss = layers.SoftmaxCrossEntropy()
+        logits = model.forward(x)
+        loss.forward(logits, y)
+        model.backward(loss.backward())
+        grads[name] = {"logits": logits, **{k: g.copy() for k, _, g in model.named_parameters()}}
+    for key, want in grads["numpy"].items():
+        np.testing.assert_allclose(grads["tiny"][key], want, rtol=1e-4, atol=1e-5 * np.abs(want).max(), err_msg=key)
+    # the functional level, with the same upstream gradient: conv2d_backward and linear_backward
+    w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
+    xc = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
+    dout = rng.standard_normal((2, 3, 4, 3)).astype(np.float32)
+    for a, b in zip(F.conv2d_backward(dout, xc, w, stride=2, padding=1),
+                    F.conv2d_backward(dout, xc, w, stride=2, padding=1, gemm=blas.matmul)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
+    W = rng.standard_normal((5, 8)).astype(np.float32)
+    xl = rng.standard_normal((3, 8)).astype(np.float32)
+    dl = rng.standard_normal((3, 5)).astype(np.float32)
+    np.testing.assert_allclose(F.linear(xl, W, gemm=blas.matmul), F.linear(xl, W), rtol=1e-5, atol=1e-5)
+    for a, b in zip(F.linear_backward(dl, xl, W), F.linear_backward(dl, xl, W, gemm=blas.matmul)):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
