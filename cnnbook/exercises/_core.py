@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Case", "CheckResult", "run_cases", "describe"]
+__all__ = ["Case", "CheckResult", "run_cases", "describe", "require_function"]
 
 
 @dataclass
@@ -103,6 +103,16 @@ def _mismatch(expected: Any, got: Any, rtol: float, atol: float) -> str | None:
     return None if got == expected else f"expected {describe(expected)}, got {describe(got)}"
 
 
+def require_function(exercise: str, fn) -> None:
+    """A clear error when the reader passes something other than a function.
+
+    ``run_cases`` calls it; checkers that wrap the reader's function before handing it on call it
+    first themselves, so the reader sees this message and not a wrapper's.
+    """
+    if not callable(fn):
+        raise TypeError(f"check_{exercise} expects your function itself, got {describe(fn)}")
+
+
 def run_cases(
     exercise: str,
     fn: Callable,
@@ -112,8 +122,7 @@ def run_cases(
     atol: float = 1e-9,
 ) -> CheckResult:
     """Call ``fn`` on every case; stop at the first failure and explain it."""
-    if not callable(fn):
-        raise TypeError(f"check_{exercise} expects your function itself, got {describe(fn)}")
+    require_function(exercise, fn)
     name = getattr(fn, "__name__", exercise)
     for number, case in enumerate(cases, start=1):
         # Hand the reader copies, so a function that modifies its input cannot spoil later cases.

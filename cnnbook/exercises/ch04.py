@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Case, CheckResult, run_cases
+from ._core import Case, CheckResult, require_function, run_cases
 
 __all__ = ["check_pool_output_shape", "check_max_pool_single", "check_relu"]
 
@@ -81,6 +81,7 @@ def check_max_pool_single(fn) -> CheckResult:
 
 def check_relu(fn) -> CheckResult:
     """``fn(x)`` → ``max(x, 0)`` elementwise, a new array of the same shape and dtype; ``x`` unchanged."""
+    require_function("relu", fn)
     rng = np.random.default_rng(44)
     inputs = [
         np.array([-2.0, -0.5, 0.0, 0.5, 2.0]),

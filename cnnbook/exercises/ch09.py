@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Case, CheckResult, run_cases
+from ._core import Case, CheckResult, require_function, run_cases
 
 __all__ = ["check_count_subnormal", "check_running_mean"]
 
@@ -45,6 +45,7 @@ def check_running_mean(fn) -> CheckResult:
     The point is constant work per call — no list of past values, no re-scan — so a per-step
     debug log cannot get slower every step. Numbers are Python or NumPy floats.
     """
+    require_function("running_mean", fn)
     rng = np.random.default_rng(9)
     cases = []
     for values, hint in [

@@ -6,7 +6,7 @@ from typing import Callable
 
 import numpy as np
 
-from ._core import Case, CheckResult, run_cases
+from ._core import Case, CheckResult, require_function, run_cases
 
 __all__ = ["check_matmul_ikj", "check_gemm_flops", "check_tile_intensity"]
 
@@ -72,6 +72,7 @@ def check_matmul_ikj(fn: Callable) -> CheckResult:
     """``fn(A, B, C)`` adds ``A @ B`` to ``C`` in place (C: (m, n), A: (m, k), B: (k, n)) with three
     plain loops in the order i, p (the inner dimension k), j — indexing one element at a time, like
     ``C[i, j] += A[i, p] * B[p, j]``. The checker records the order in which B's elements are read."""
+    require_function("matmul_ikj", fn)
     rng = np.random.default_rng(10)
 
     def traced(A, B, C):
