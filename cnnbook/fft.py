@@ -21,9 +21,18 @@ from functools import lru_cache
 import numpy as np
 
 __all__ = [
-    "dft_matrix", "dft", "fft", "ifft",
-    "next_fast_len", "fft_conv1d", "overlap_add", "fft_conv2d",
-    "COST_MODEL", "conv_cost", "choose_conv_method", "fit_cost_model",
+    "dft_matrix",
+    "dft",
+    "fft",
+    "ifft",
+    "next_fast_len",
+    "fft_conv1d",
+    "overlap_add",
+    "fft_conv2d",
+    "COST_MODEL",
+    "conv_cost",
+    "choose_conv_method",
+    "fit_cost_model",
 ]
 
 _MODES = ("full", "same", "valid")
@@ -32,6 +41,7 @@ _MODES = ("full", "same", "valid")
 # --------------------------------------------------------------------------------------------
 # The DFT as a matrix, and the radix-2 FFT
 # --------------------------------------------------------------------------------------------
+
 
 def dft_matrix(n: int) -> np.ndarray:
     """The N×N DFT matrix ``F[j, k] = exp(-2πi·jk/N)`` (complex128), so that ``dft(x) = F @ x``."""
@@ -97,6 +107,7 @@ def _require_power_of_two(n: int, who: str) -> None:
 # FFT convolution
 # --------------------------------------------------------------------------------------------
 
+
 def next_fast_len(n: int) -> int:
     """Smallest 5-smooth number ``2**a · 3**b · 5**c`` that is ≥ n (NumPy's FFT is fast there)."""
     n = _positive_int(n, "n")
@@ -128,7 +139,9 @@ def fft_conv1d(x, w, mode: str = "full") -> np.ndarray:
     n, k = x.shape[0], w.shape[0]
     full_len = n + k - 1
     nfft = next_fast_len(full_len)
-    full = _product_inverse(x.astype(work, copy=False), w.astype(work, copy=False), (nfft,))
+    full = _product_inverse(
+        x.astype(work, copy=False), w.astype(work, copy=False), (nfft,)
+    )
     return _finish(_crop1d(full[:full_len], n, k, mode), out_dtype)
 
 
@@ -155,7 +168,9 @@ def overlap_add(x, w, block: int, mode: str = "full") -> np.ndarray:
     nfft = next_fast_len(seg_len)
     blocks = np.zeros((n_blocks, block), dtype=work)
     blocks.reshape(-1)[:n] = x  # the last block is zero-padded
-    segments = _product_inverse(blocks, w.astype(work, copy=False), (nfft,))[:, :seg_len]
+    segments = _product_inverse(blocks, w.astype(work, copy=False), (nfft,))[
+        :, :seg_len
+    ]
     # Add segment i at offset i·block. Cut every segment into `chunks` pieces of `block` samples:
     # piece c of all segments lands, back to back, at offset c·block — one vectorized add per piece.
     chunks = -(-seg_len // block)
@@ -163,8 +178,10 @@ def overlap_add(x, w, block: int, mode: str = "full") -> np.ndarray:
     padded[:, :seg_len] = segments
     total = np.zeros((n_blocks + chunks - 1) * block, dtype=segments.dtype)
     for c in range(chunks):
-        total[c * block:c * block + n_blocks * block] += padded[:, c * block:(c + 1) * block].reshape(-1)
-    return _finish(_crop1d(total[:n + k - 1], n, k, mode), out_dtype)
+        total[c * block : c * block + n_blocks * block] += padded[
+            :, c * block : (c + 1) * block
+        ].reshape(-1)
+    return _finish(_crop1d(total[: n + k - 1], n, k, mode), out_dtype)
 
 
 def fft_conv2d(x, w, mode: str = "full") -> np.ndarray:
@@ -190,7 +207,9 @@ def fft_conv2d(x, w, mode: str = "full") -> np.ndarray:
     out_dtype, work = _dtypes(x, w)
     full_shape = tuple(a + b - 1 for a, b in zip(image, w.shape))
     nfft = tuple(next_fast_len(s) for s in full_shape)
-    full = _product_inverse(x.astype(work, copy=False), w.astype(work, copy=False), nfft)
+    full = _product_inverse(
+        x.astype(work, copy=False), w.astype(work, copy=False), nfft
+    )
     if mode == "full":
         start, size = (0, 0), full_shape
     elif mode == "same":
@@ -198,7 +217,7 @@ def fft_conv2d(x, w, mode: str = "full") -> np.ndarray:
     else:
         start = tuple(min(a, b) - 1 for a, b in zip(image, w.shape))
         size = tuple(abs(a - b) + 1 for a, b in zip(image, w.shape))
-    out = full[..., start[0]:start[0] + size[0], start[1]:start[1] + size[1]]
+    out = full[..., start[0] : start[0] + size[0], start[1] : start[1] + size[1]]
     return _finish(out, out_dtype)
 
 
@@ -209,8 +228,12 @@ def _product_inverse(a: np.ndarray, b: np.ndarray, nfft: tuple) -> np.ndarray:
     """
     axes = tuple(range(-len(nfft), 0))
     if np.iscomplexobj(a) or np.iscomplexobj(b):
-        return np.fft.ifftn(np.fft.fftn(a, nfft, axes) * np.fft.fftn(b, nfft, axes), nfft, axes)
-    return np.fft.irfftn(np.fft.rfftn(a, nfft, axes) * np.fft.rfftn(b, nfft, axes), nfft, axes)
+        return np.fft.ifftn(
+            np.fft.fftn(a, nfft, axes) * np.fft.fftn(b, nfft, axes), nfft, axes
+        )
+    return np.fft.irfftn(
+        np.fft.rfftn(a, nfft, axes) * np.fft.rfftn(b, nfft, axes), nfft, axes
+    )
 
 
 def _crop1d(full: np.ndarray, n: int, k: int, mode: str) -> np.ndarray:
@@ -220,8 +243,8 @@ def _crop1d(full: np.ndarray, n: int, k: int, mode: str) -> np.ndarray:
         return full
     if mode == "same":
         start = (short - 1) // 2
-        return full[start:start + long]
-    return full[short - 1:long]
+        return full[start : start + long]
+    return full[short - 1 : long]
 
 
 def _dtypes(x: np.ndarray, w: np.ndarray):
@@ -230,7 +253,9 @@ def _dtypes(x: np.ndarray, w: np.ndarray):
     if out.kind in "iu":
         return out, np.dtype(np.float64)
     if out.kind == "f":
-        return out, np.result_type(out, np.float32)  # float16 has no FFT: run it in float32
+        return out, np.result_type(
+            out, np.float32
+        )  # float16 has no FFT: run it in float32
     return out, np.result_type(out, np.complex64)
 
 
@@ -306,10 +331,15 @@ def fit_cost_model(n, k, t_direct, t_fft) -> dict:
     from scipy.optimize import least_squares, nnls
 
     n, k = np.asarray(n, dtype=float).ravel(), np.asarray(k, dtype=float).ravel()
-    times = {"direct": np.asarray(t_direct, dtype=float).ravel(), "fft": np.asarray(t_fft, dtype=float).ravel()}
+    times = {
+        "direct": np.asarray(t_direct, dtype=float).ravel(),
+        "fft": np.asarray(t_fft, dtype=float).ravel(),
+    }
     for name, t in times.items():
         if t.shape != n.shape or k.shape != n.shape:
-            raise ValueError(f"fit_cost_model: n {n.shape}, k {k.shape} and t_{name} {t.shape} differ in size")
+            raise ValueError(
+                f"fit_cost_model: n {n.shape}, k {k.shape} and t_{name} {t.shape} differ in size"
+            )
         if not np.all(t > 0):
             raise ValueError(f"fit_cost_model: t_{name} must be positive seconds")
     A = {m: _features(m, n, k) for m in times}
@@ -317,24 +347,35 @@ def fit_cost_model(n, k, t_direct, t_fft) -> dict:
     for m, t in times.items():
         scale = A[m].max(axis=0)  # column scaling keeps the solver well conditioned
         coef, _ = nnls(A[m] / scale / t[:, None], np.ones_like(t))
-        start.append(np.maximum(coef / scale, 1e-6 * (coef / scale).max()))  # positive, for logs
+        start.append(
+            np.maximum(coef / scale, 1e-6 * (coef / scale).max())
+        )  # positive, for logs
     nd = A["direct"].shape[1]
     target = np.log(times["direct"] / times["fft"])
 
     def residual(theta):  # coefficients as exp(theta): positive by construction
-        return np.log(A["direct"] @ np.exp(theta[:nd])) - np.log(A["fft"] @ np.exp(theta[nd:])) - target
+        return (
+            np.log(A["direct"] @ np.exp(theta[:nd]))
+            - np.log(A["fft"] @ np.exp(theta[nd:]))
+            - target
+        )
 
     theta0 = np.log(np.concatenate(start))
     # Bounds (a factor e^10 either way of the separate fits) keep every coefficient finite.
-    theta = least_squares(residual, theta0, bounds=(theta0 - 10, theta0 + 10), loss="soft_l1", f_scale=0.2).x
+    theta = least_squares(
+        residual, theta0, bounds=(theta0 - 10, theta0 + 10), loss="soft_l1", f_scale=0.2
+    ).x
     coef = {"direct": np.exp(theta[:nd]), "fft": np.exp(theta[nd:])}
-    level = np.median(np.concatenate([np.log(times[m] / (A[m] @ coef[m])) for m in times]))
+    level = np.median(
+        np.concatenate([np.log(times[m] / (A[m] @ coef[m])) for m in times])
+    )
     return {m: tuple(float(f"{c * np.exp(level):.2g}") for c in coef[m]) for m in times}
 
 
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
+
 
 def _positive_int(v, name: str) -> int:
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
@@ -347,7 +388,9 @@ def _positive_int(v, name: str) -> int:
 def _as_array(a, name: str, who: str, ndim: int, batched: bool = False) -> np.ndarray:
     arr = np.asarray(a)
     if arr.dtype.kind not in "iufc":
-        raise TypeError(f"{who}: {name} must be numeric (int, float or complex), got dtype {arr.dtype}")
+        raise TypeError(
+            f"{who}: {name} must be numeric (int, float or complex), got dtype {arr.dtype}"
+        )
     if arr.ndim < ndim if batched else arr.ndim != ndim:
         need = f"{ndim}-D (or a stack of {ndim}-D arrays)" if batched else f"{ndim}-D"
         raise ValueError(f"{who}: {name} must be {need}, got shape {arr.shape}")

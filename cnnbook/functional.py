@@ -28,18 +28,31 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 __all__ = [
-    "pair", "conv_output_size",
-    "im2col", "col2im", "conv2d", "conv2d_backward",
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "relu", "relu_backward",
-    "linear", "linear_backward",
-    "softmax", "log_softmax", "cross_entropy", "softmax_cross_entropy_backward",
+    "pair",
+    "conv_output_size",
+    "im2col",
+    "col2im",
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "relu",
+    "relu_backward",
+    "linear",
+    "linear_backward",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "softmax_cross_entropy_backward",
 ]
 
 
 # --------------------------------------------------------------------------------------------
 # Argument checking (shared with cnnbook.naive, so both paths reject exactly the same inputs)
 # --------------------------------------------------------------------------------------------
+
 
 def pair(v, name: str = "value") -> tuple[int, int]:
     """``v`` as a pair of Python ints ``(h, w)``: an int means the same value for both axes.
@@ -48,6 +61,7 @@ def pair(v, name: str = "value") -> tuple[int, int]:
     sequence that does not have exactly two entries. The sign is checked by the caller, which knows
     whether 0 is allowed (padding) or not (stride, dilation, kernel size).
     """
+
     def as_int(item):
         if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
             raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
@@ -55,7 +69,9 @@ def pair(v, name: str = "value") -> tuple[int, int]:
 
     if isinstance(v, (tuple, list, np.ndarray)):
         if len(v) != 2:
-            raise ValueError(f"{name} must be an int or a pair (h, w), got {v!r} with {len(v)} entries")
+            raise ValueError(
+                f"{name} must be an int or a pair (h, w), got {v!r} with {len(v)} entries"
+            )
         return as_int(v[0]), as_int(v[1])
     value = as_int(v)
     return value, value
@@ -75,16 +91,25 @@ def _nonnegative_pair(v, name):
     return p
 
 
-def conv_output_size(n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
+def conv_output_size(
+    n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> int:
     """Output length along one axis: ``floor((n + 2p - d(k-1) - 1) / s) + 1``.
 
     ``n`` input length, ``k`` kernel length, ``s`` stride, ``p`` zero padding on *each* side,
     ``d`` dilation (``d(k-1) + 1`` is the length the dilated kernel spans). Raises ``ValueError``
     when the (dilated) kernel does not fit in the padded input, i.e. the result would be < 1.
     """
-    for value, name, low in ((n, "n", 1), (k, "k", 1), (stride, "stride", 1),
-                             (padding, "padding", 0), (dilation, "dilation", 1)):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+    for value, name, low in (
+        (n, "n", 1),
+        (k, "k", 1),
+        (stride, "stride", 1),
+        (padding, "padding", 0),
+        (dilation, "dilation", 1),
+    ):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, numbers.Integral
+        ):
             raise TypeError(f"conv_output_size: {name} must be an int, got {value!r}")
         if value < low:
             raise ValueError(f"conv_output_size: {name} must be >= {low}, got {value}")
@@ -100,13 +125,17 @@ def conv_output_size(n: int, k: int, stride: int = 1, padding: int = 0, dilation
 def _float_array(a, name: str, fn: str) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype.kind != "f":
-        raise TypeError(f"{fn}: {name} must be a float array (float32 or float64), got dtype {a.dtype}")
+        raise TypeError(
+            f"{fn}: {name} must be a float array (float32 or float64), got dtype {a.dtype}"
+        )
     return a
 
 
 def _check_ndim(a, ndim: int, name: str, layout: str, fn: str):
     if a.ndim != ndim:
-        raise ValueError(f"{fn}: {name} must have shape {layout}, got shape {a.shape} ({a.ndim}-D)")
+        raise ValueError(
+            f"{fn}: {name} must have shape {layout}, got shape {a.shape} ({a.ndim}-D)"
+        )
 
 
 def _conv_geometry(x_shape, kernel_size, stride, padding, dilation, fn="conv2d"):
@@ -141,15 +170,19 @@ def _check_conv_args(x, w, b, fn):
     if b is not None:
         b = _float_array(b, "b", fn)
         if b.shape != (w.shape[0],):
-            raise ValueError(f"{fn}: bias must have shape ({w.shape[0]},) for w of shape {w.shape}, "
-                             f"got shape {b.shape}")
+            raise ValueError(
+                f"{fn}: bias must have shape ({w.shape[0]},) for w of shape {w.shape}, "
+                f"got shape {b.shape}"
+            )
     return x, w, b
 
 
 def _check_dout(dout, expected, fn):
     dout = _float_array(dout, "dout", fn)
     if dout.shape != tuple(expected):
-        raise ValueError(f"{fn}: dout must have the output's shape {tuple(expected)}, got {dout.shape}")
+        raise ValueError(
+            f"{fn}: dout must have the output's shape {tuple(expected)}, got {dout.shape}"
+        )
     return dout
 
 
@@ -159,12 +192,16 @@ def _pool_geometry(x_shape, kernel_size, stride, padding, fn):
     ph, pw = _nonnegative_pair(padding, "padding")
     # PyTorch's rule: every window must contain at least one real (unpadded) element.
     if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(f"{fn}: padding ({ph}, {pw}) must be at most half the kernel size "
-                         f"({kh}, {kw}), i.e. <= ({kh // 2}, {kw // 2})")
+        raise ValueError(
+            f"{fn}: padding ({ph}, {pw}) must be at most half the kernel size "
+            f"({kh}, {kw}), i.e. <= ({kh // 2}, {kw // 2})"
+        )
     H, W = x_shape[2], x_shape[3]
     if kh > H + 2 * ph or kw > W + 2 * pw:
-        raise ValueError(f"{fn}: kernel ({kh}, {kw}) larger than the padded input: input "
-                         f"{tuple(x_shape)} padded by ({ph}, {pw})")
+        raise ValueError(
+            f"{fn}: kernel ({kh}, {kw}) larger than the padded input: input "
+            f"{tuple(x_shape)} padded by ({ph}, {pw})"
+        )
     Ho = (H + 2 * ph - kh) // sh + 1
     Wo = (W + 2 * pw - kw) // sw + 1
     return (kh, kw), (sh, sw), (ph, pw), (Ho, Wo)
@@ -178,13 +215,18 @@ def _pad(x, ph, pw, value=0.0):
 
 def _window_slices(i, j, sh, sw, Ho, Wo):
     """Slices selecting, for kernel offset (i, j), the input pixel of every output position."""
-    return (slice(None), slice(None),
-            slice(i, i + sh * (Ho - 1) + 1, sh), slice(j, j + sw * (Wo - 1) + 1, sw))
+    return (
+        slice(None),
+        slice(None),
+        slice(i, i + sh * (Ho - 1) + 1, sh),
+        slice(j, j + sw * (Wo - 1) + 1, sw),
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # Convolution
 # --------------------------------------------------------------------------------------------
+
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
     """Gather every receptive field of ``x`` into a column: ``(N, C, H, W) -> (N, C·kH·kW, Ho·Wo)``.
@@ -197,13 +239,18 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
     x = _float_array(x, "x", "im2col")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "im2col")
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = _conv_geometry(
-        x.shape, kernel_size, stride, padding, dilation, "im2col")
+        x.shape, kernel_size, stride, padding, dilation, "im2col"
+    )
     xp = np.ascontiguousarray(_pad(x, ph, pw))
     N, C = x.shape[:2]
     sN, sC, sH, sW = xp.strides
     # view[n, c, i, j, oh, ow] = xp[n, c, oh*sh + i*dh, ow*sw + j*dw]
-    view = as_strided(xp, shape=(N, C, kh, kw, Ho, Wo),
-                      strides=(sN, sC, sH * dh, sW * dw, sH * sh, sW * sw), writeable=False)
+    view = as_strided(
+        xp,
+        shape=(N, C, kh, kw, Ho, Wo),
+        strides=(sN, sC, sH * dh, sW * dw, sH * sh, sW * sw),
+        writeable=False,
+    )
     return view.reshape(N, C * kh * kw, Ho * Wo)
 
 
@@ -219,16 +266,19 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.nd
         raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
     N, C, H, W = x_shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = _conv_geometry(
-        x_shape, kernel_size, stride, padding, dilation, "col2im")
+        x_shape, kernel_size, stride, padding, dilation, "col2im"
+    )
     if cols.shape != (N, C * kh * kw, Ho * Wo):
-        raise ValueError(f"col2im: cols must have shape {(N, C * kh * kw, Ho * Wo)} for x_shape "
-                         f"{tuple(x_shape)}, got {cols.shape}")
+        raise ValueError(
+            f"col2im: cols must have shape {(N, C * kh * kw, Ho * Wo)} for x_shape "
+            f"{tuple(x_shape)}, got {cols.shape}"
+        )
     cols = cols.reshape(N, C, kh, kw, Ho, Wo)
     xp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=cols.dtype)
     for i in range(kh):
         for j in range(kw):
             xp[_window_slices(i * dh, j * dw, sh, sw, Ho, Wo)] += cols[:, :, i, j]
-    return xp[:, :, ph:ph + H, pw:pw + W]
+    return xp[:, :, ph : ph + H, pw : pw + W]
 
 
 _HAVE_NUMBA = find_spec("numba") is not None
@@ -244,13 +294,21 @@ def _use_compiled(method, gemm, x, w, b, stride, fn) -> bool:
     """
     if method not in CONV_METHODS:
         raise ValueError(f"{fn}: method must be one of {CONV_METHODS}, got {method!r}")
-    if method == "im2col" or (method == "auto" and (gemm is not None or not _HAVE_NUMBA)):
+    if method == "im2col" or (
+        method == "auto" and (gemm is not None or not _HAVE_NUMBA)
+    ):
         return False
-    applies = (pair(stride, "stride") == (1, 1) and x.dtype in (np.float32, np.float64)
-               and w.dtype == x.dtype and (b is None or b.dtype == x.dtype))
+    applies = (
+        pair(stride, "stride") == (1, 1)
+        and x.dtype in (np.float32, np.float64)
+        and w.dtype == x.dtype
+        and (b is None or b.dtype == x.dtype)
+    )
     if method == "numba" and (not applies or gemm is not None):
-        raise ValueError(f"{fn}: method='numba' needs stride 1, x, w and b of one float dtype and "
-                         f"no gemm; got stride {stride}, dtypes {x.dtype}/{w.dtype}, gemm {gemm!r}")
+        raise ValueError(
+            f"{fn}: method='numba' needs stride 1, x, w and b of one float dtype and "
+            f"no gemm; got stride {stride}, dtypes {x.dtype}/{w.dtype}, gemm {gemm!r}"
+        )
     return applies
 
 
@@ -266,20 +324,25 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="
     """
     x, w, b = _check_conv_args(x, w, b, "conv2d")
     if _use_compiled(method, gemm, x, w, b, stride, "conv2d"):
-        from .fast import conv2d as compiled_conv2d  # lazy: cnnbook.fast imports this module
+        from .fast import (
+            conv2d as compiled_conv2d,
+        )  # lazy: cnnbook.fast imports this module
+
         return compiled_conv2d(x, w, b, stride, padding, dilation, kernel="joined")
     mm = np.matmul if gemm is None else gemm
     F, C, kh, kw = w.shape
     *_, (Ho, Wo) = _conv_geometry(x.shape, (kh, kw), stride, padding, dilation)
-    cols = im2col(x, (kh, kw), stride, padding, dilation)       # (N, C·kH·kW, Ho·Wo)
-    out = mm(w.reshape(F, C * kh * kw), cols)                     # (N, F, Ho·Wo): one batched GEMM
+    cols = im2col(x, (kh, kw), stride, padding, dilation)  # (N, C·kH·kW, Ho·Wo)
+    out = mm(w.reshape(F, C * kh * kw), cols)  # (N, F, Ho·Wo): one batched GEMM
     out = out.reshape(x.shape[0], F, Ho, Wo)
     if b is not None:
         out += b.reshape(1, F, 1, 1)
     return out
 
 
-def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"):
+def conv2d_backward(
+    dout, x, w, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"
+):
     """Gradients of :func:`conv2d`: returns ``(dx, dw, db)`` for upstream gradient ``dout``.
 
     ``dout: (N, F, Ho, Wo)`` (the shape ``conv2d`` returned), ``x``, ``w`` as in the forward pass.
@@ -289,20 +352,28 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, gemm=None, m
     """
     x, w, _ = _check_conv_args(x, w, None, "conv2d_backward")
     dout = np.asarray(dout)
-    if _use_compiled(method, gemm, x, w, None, stride, "conv2d_backward") and dout.dtype == x.dtype:
+    if (
+        _use_compiled(method, gemm, x, w, None, stride, "conv2d_backward")
+        and dout.dtype == x.dtype
+    ):
         from .fast import conv2d_backward as compiled_conv2d_backward
-        return compiled_conv2d_backward(dout, x, w, stride, padding, dilation, kernel="joined")
+
+        return compiled_conv2d_backward(
+            dout, x, w, stride, padding, dilation, kernel="joined"
+        )
     mm = np.matmul if gemm is None else gemm
     F, C, kh, kw = w.shape
     N = x.shape[0]
-    *_, (Ho, Wo) = _conv_geometry(x.shape, (kh, kw), stride, padding, dilation, "conv2d_backward")
+    *_, (Ho, Wo) = _conv_geometry(
+        x.shape, (kh, kw), stride, padding, dilation, "conv2d_backward"
+    )
     dout = _check_dout(dout, (N, F, Ho, Wo), "conv2d_backward")
-    cols = im2col(x, (kh, kw), stride, padding, dilation)                 # (N, CKK, L)
-    d = dout.reshape(N, F, Ho * Wo)                                        # (N, F, L)
+    cols = im2col(x, (kh, kw), stride, padding, dilation)  # (N, CKK, L)
+    d = dout.reshape(N, F, Ho * Wo)  # (N, F, L)
     # dw: one (F, L) @ (L, CKK) product per sample, summed over the batch. The transposed view
     # of cols goes to the matrix multiply as it is: no copy of the large matrix.
-    dw = mm(d, cols.transpose(0, 2, 1)).sum(axis=0)                       # (F, CKK)
-    dcols = mm(w.reshape(F, C * kh * kw).T, d)                             # (N, CKK, L)
+    dw = mm(d, cols.transpose(0, 2, 1)).sum(axis=0)  # (F, CKK)
+    dcols = mm(w.reshape(F, C * kh * kw).T, d)  # (N, CKK, L)
     dx = col2im(dcols, x.shape, (kh, kw), stride, padding, dilation)
     db = dout.sum(axis=(0, 2, 3))
     return dx, dw.reshape(w.shape), db
@@ -311,6 +382,7 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, gemm=None, m
 # --------------------------------------------------------------------------------------------
 # Pooling
 # --------------------------------------------------------------------------------------------
+
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
     """Max pooling ``(N, C, H, W) -> (N, C, Ho, Wo)``, like ``torch.nn.functional.max_pool2d``.
@@ -321,8 +393,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
     """
     x = _float_array(x, "x", "max_pool2d")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "max_pool2d")
-    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                            "max_pool2d")
+    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(
+        x.shape, kernel_size, stride, padding, "max_pool2d"
+    )
     xp = _pad(x, ph, pw, -np.inf)
     out = xp[_window_slices(0, 0, sh, sw, Ho, Wo)].copy()
     for i in range(kh):
@@ -341,18 +414,21 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndar
     """
     x = _float_array(x, "x", "max_pool2d_backward")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "max_pool2d_backward")
-    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                            "max_pool2d_backward")
+    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(
+        x.shape, kernel_size, stride, padding, "max_pool2d_backward"
+    )
     N, C, H, W = x.shape
     dout = _check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
     out = max_pool2d(x, (kh, kw), (sh, sw), (ph, pw))
     xp = _pad(x, ph, pw, -np.inf)
     real = None
-    if ph or pw:  # which padded positions hold real pixels (a padded −inf must not win a tie)
+    if (
+        ph or pw
+    ):  # which padded positions hold real pixels (a padded −inf must not win a tie)
         real = _pad(np.ones((1, 1, H, W), dtype=bool), ph, pw, False)
     dxp = np.zeros(xp.shape, dtype=np.result_type(x, dout))
-    taken = np.zeros(out.shape, dtype=bool)      # window already routed its gradient
-    for i in range(kh):                          # row-major over the window: first max wins
+    taken = np.zeros(out.shape, dtype=bool)  # window already routed its gradient
+    for i in range(kh):  # row-major over the window: first max wins
         for j in range(kw):
             s = _window_slices(i, j, sh, sw, Ho, Wo)
             hit = (xp[s] == out) & ~taken
@@ -360,7 +436,7 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndar
                 hit &= real[s]
             dxp[s] += np.where(hit, dout, 0)
             taken |= hit
-    return dxp[:, :, ph:ph + H, pw:pw + W]
+    return dxp[:, :, ph : ph + H, pw : pw + W]
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
@@ -371,8 +447,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
     """
     x = _float_array(x, "x", "avg_pool2d")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "avg_pool2d")
-    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                            "avg_pool2d")
+    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(
+        x.shape, kernel_size, stride, padding, "avg_pool2d"
+    )
     xp = _pad(x, ph, pw)
     out = xp[_window_slices(0, 0, sh, sw, Ho, Wo)].copy()
     for i in range(kh):
@@ -387,8 +464,9 @@ def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndar
     """Gradient of :func:`avg_pool2d`: each window spreads ``dout / (kH·kW)`` over its pixels."""
     x = _float_array(x, "x", "avg_pool2d_backward")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "avg_pool2d_backward")
-    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                            "avg_pool2d_backward")
+    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(
+        x.shape, kernel_size, stride, padding, "avg_pool2d_backward"
+    )
     N, C, H, W = x.shape
     dout = _check_dout(dout, (N, C, Ho, Wo), "avg_pool2d_backward")
     share = dout / (kh * kw)
@@ -396,12 +474,13 @@ def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndar
     for i in range(kh):
         for j in range(kw):
             dxp[_window_slices(i, j, sh, sw, Ho, Wo)] += share
-    return dxp[:, :, ph:ph + H, pw:pw + W]
+    return dxp[:, :, ph : ph + H, pw : pw + W]
 
 
 # --------------------------------------------------------------------------------------------
 # ReLU and the fully connected layer
 # --------------------------------------------------------------------------------------------
+
 
 def relu(x) -> np.ndarray:
     """``max(x, 0)`` elementwise, any shape."""
@@ -422,13 +501,17 @@ def _check_linear_args(x, W, b, fn):
     _check_ndim(x, 2, "x", "(N, in_features)", fn)
     _check_ndim(W, 2, "W", "(out_features, in_features)", fn)
     if x.shape[1] != W.shape[1]:
-        raise ValueError(f"{fn}: x has {x.shape[1]} features (shape {x.shape}) but W of shape "
-                         f"{W.shape} (layout (out, in)) expects {W.shape[1]}")
+        raise ValueError(
+            f"{fn}: x has {x.shape[1]} features (shape {x.shape}) but W of shape "
+            f"{W.shape} (layout (out, in)) expects {W.shape[1]}"
+        )
     if b is not None:
         b = _float_array(b, "b", fn)
         if b.shape != (W.shape[0],):
-            raise ValueError(f"{fn}: bias must have shape ({W.shape[0]},) for W of shape {W.shape}, "
-                             f"got shape {b.shape}")
+            raise ValueError(
+                f"{fn}: bias must have shape ({W.shape[0]},) for W of shape {W.shape}, "
+                f"got shape {b.shape}"
+            )
     return x, W, b
 
 
@@ -455,6 +538,7 @@ def linear_backward(dout, x, W, *, gemm=None):
 # Softmax and cross-entropy
 # --------------------------------------------------------------------------------------------
 
+
 def softmax(z, axis: int = -1) -> np.ndarray:
     """``exp(z) / sum(exp(z))`` along ``axis``, computed after subtracting the maximum.
 
@@ -478,13 +562,19 @@ def _check_targets(logits, targets, fn):
     _check_ndim(logits, 2, "logits", "(N, num_classes)", fn)
     targets = np.asarray(targets)
     if targets.dtype.kind not in "iu":
-        raise TypeError(f"{fn}: targets must be integer class indices, got dtype {targets.dtype}")
+        raise TypeError(
+            f"{fn}: targets must be integer class indices, got dtype {targets.dtype}"
+        )
     if targets.shape != (logits.shape[0],):
-        raise ValueError(f"{fn}: targets must have shape ({logits.shape[0]},) for logits of shape "
-                         f"{logits.shape}, got {targets.shape}")
+        raise ValueError(
+            f"{fn}: targets must have shape ({logits.shape[0]},) for logits of shape "
+            f"{logits.shape}, got {targets.shape}"
+        )
     if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
-        raise ValueError(f"{fn}: targets must lie in [0, {logits.shape[1]}), got values from "
-                         f"{targets.min()} to {targets.max()}")
+        raise ValueError(
+            f"{fn}: targets must lie in [0, {logits.shape[1]}), got values from "
+            f"{targets.min()} to {targets.max()}"
+        )
     return logits, targets
 
 

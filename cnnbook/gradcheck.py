@@ -56,6 +56,7 @@ DEFAULT_MAX_ENTRIES = 100
 # building blocks
 # ---------------------------------------------------------------------------------------------
 
+
 def relative_error(analytic, numeric) -> float:
     """``‖a − n‖₂ / max(‖a‖₂, ‖n‖₂)``; 0.0 when both are exactly zero.
 
@@ -72,8 +73,13 @@ def relative_error(analytic, numeric) -> float:
     return float(np.linalg.norm(a - n) / scale)
 
 
-def numerical_gradient(f: Callable[[np.ndarray], float], array: np.ndarray, *, eps: float = 1e-6,
-                       indices=None) -> np.ndarray:
+def numerical_gradient(
+    f: Callable[[np.ndarray], float],
+    array: np.ndarray,
+    *,
+    eps: float = 1e-6,
+    indices=None,
+) -> np.ndarray:
     """Central-difference gradient of the scalar ``f(array)`` with respect to ``array``.
 
     ``array`` is perturbed **in place** (one entry at a time, restored afterwards), so ``f`` may
@@ -84,11 +90,17 @@ def numerical_gradient(f: Callable[[np.ndarray], float], array: np.ndarray, *, e
     were not probed are NaN.
     """
     if not isinstance(array, np.ndarray) or array.dtype != np.float64:
-        raise TypeError("numerical_gradient needs a float64 ndarray (float32 rounding would swamp "
-                        f"the differences), got {getattr(array, 'dtype', type(array).__name__)}")
+        raise TypeError(
+            "numerical_gradient needs a float64 ndarray (float32 rounding would swamp "
+            f"the differences), got {getattr(array, 'dtype', type(array).__name__)}"
+        )
     flat = array.reshape(-1)
-    if not np.shares_memory(flat, array):  # reshape copied: the perturbation would not reach f
-        raise ValueError("numerical_gradient needs a contiguous array (it perturbs it in place)")
+    if not np.shares_memory(
+        flat, array
+    ):  # reshape copied: the perturbation would not reach f
+        raise ValueError(
+            "numerical_gradient needs a contiguous array (it perturbs it in place)"
+        )
     if indices is None:
         indices = range(flat.size)
     grad = np.full(flat.size, np.nan)
@@ -103,7 +115,9 @@ def numerical_gradient(f: Callable[[np.ndarray], float], array: np.ndarray, *, e
     return grad.reshape(array.shape)
 
 
-def _probe_indices(analytic: np.ndarray, max_entries: int, rng: np.random.Generator) -> np.ndarray:
+def _probe_indices(
+    analytic: np.ndarray, max_entries: int, rng: np.random.Generator
+) -> np.ndarray:
     """Flat indices to probe: everything for small tensors, a mixed sample for large ones."""
     size = analytic.size
     if size <= max_entries:
@@ -111,7 +125,9 @@ def _probe_indices(analytic: np.ndarray, max_entries: int, rng: np.random.Genera
     flat = np.abs(analytic.reshape(-1))
     chosen = {0, size - 1}
     # the largest analytic gradients: where a wrong formula shows most clearly
-    chosen.update(np.argsort(flat, kind="stable")[::-1][: max(1, max_entries // 10)].tolist())
+    chosen.update(
+        np.argsort(flat, kind="stable")[::-1][: max(1, max_entries // 10)].tolist()
+    )
     # entries the backward claims are exactly zero: a wrong mask/routing shows there
     zeros = np.flatnonzero(flat == 0)
     if zeros.size:
@@ -137,7 +153,11 @@ class GradcheckReport(dict):
 
     def __repr__(self) -> str:
         # two significant digits: the exponent is the message, the last digits are rounding noise
-        return "{" + ", ".join(f"{name!r}: {error:.2g}" for name, error in self.items()) + "}"
+        return (
+            "{"
+            + ", ".join(f"{name!r}: {error:.2g}" for name, error in self.items())
+            + "}"
+        )
 
     def worst(self) -> tuple[str, float]:
         name = max(self, key=self.get)
@@ -149,9 +169,11 @@ class GradcheckReport(dict):
         diff = np.abs(d["analytic"] - d["numeric"])
         k = int(np.argmax(diff))
         index = tuple(int(i) for i in np.unravel_index(d["indices"][k], d["shape"]))
-        return (f"{name!r}: relative error {self[name]:.3g} over {len(d['indices'])} probed "
-                f"entries; worst at index {index}: analytic {d['analytic'][k]:.6g}, "
-                f"numerical {d['numeric'][k]:.6g}")
+        return (
+            f"{name!r}: relative error {self[name]:.3g} over {len(d['indices'])} probed "
+            f"entries; worst at index {index}: analytic {d['analytic'][k]:.6g}, "
+            f"numerical {d['numeric'][k]:.6g}"
+        )
 
 
 def _float64_input(x) -> np.ndarray:
@@ -171,45 +193,64 @@ def _parameters(obj) -> list[tuple[str, np.ndarray, np.ndarray]]:
         grads = getattr(obj, "grads", None) or {}
         missing = sorted(set(params) - set(grads))
         if missing:
-            raise ValueError(f"gradcheck: {type(obj).__name__}.grads has no entry for {missing} "
-                             f"(params and grads must have the same keys)")
+            raise ValueError(
+                f"gradcheck: {type(obj).__name__}.grads has no entry for {missing} "
+                f"(params and grads must have the same keys)"
+            )
         triples = [(name, params[name], grads[name]) for name in params]
     for name, param, grad in triples:
         if not isinstance(param, np.ndarray) or param.dtype != np.float64:
             raise TypeError(
                 f"gradcheck needs float64 parameters, but {name!r} is "
                 f"{getattr(param, 'dtype', type(param).__name__)}: build the layer with "
-                "dtype=np.float64 (an ε of 1e-6 is lost in float32 rounding)")
+                "dtype=np.float64 (an ε of 1e-6 is lost in float32 rounding)"
+            )
         if not param.flags.c_contiguous:
             raise ValueError(f"gradcheck: parameter {name!r} must be C-contiguous")
         if np.shape(grad) != param.shape:
-            raise ValueError(f"gradcheck: gradient of {name!r} has shape {np.shape(grad)}, "
-                             f"parameter has shape {param.shape}")
+            raise ValueError(
+                f"gradcheck: gradient of {name!r} has shape {np.shape(grad)}, "
+                f"parameter has shape {param.shape}"
+            )
     return triples
 
 
-def _compare(loss: Callable[[], float], run_backward: Callable[[], dict[str, np.ndarray]],
-             arrays: dict[str, np.ndarray], *, eps: float, seed: int,
-             max_entries: int) -> GradcheckReport:
+def _compare(
+    loss: Callable[[], float],
+    run_backward: Callable[[], dict[str, np.ndarray]],
+    arrays: dict[str, np.ndarray],
+    *,
+    eps: float,
+    seed: int,
+    max_entries: int,
+) -> GradcheckReport:
     """Analytic gradients from ``run_backward()`` against central differences of ``loss()``.
 
     ``arrays[name]`` is the float64 array that ``loss`` reads and that gets perturbed in place.
     """
     analytic = run_backward()
-    rng = np.random.default_rng([seed, 1])  # a stream independent of the one that drew R
+    rng = np.random.default_rng(
+        [seed, 1]
+    )  # a stream independent of the one that drew R
     report = GradcheckReport()
     for name, array in arrays.items():
         a = np.asarray(analytic[name], dtype=np.float64)
         if a.shape != array.shape:
-            raise ValueError(f"gradcheck: analytic gradient of {name!r} has shape {a.shape}, "
-                             f"expected {array.shape}")
+            raise ValueError(
+                f"gradcheck: analytic gradient of {name!r} has shape {a.shape}, "
+                f"expected {array.shape}"
+            )
         idx = _probe_indices(a, max_entries, rng)
         numeric = numerical_gradient(lambda _: loss(), array, eps=eps, indices=idx)
         a_probed = a.reshape(-1)[idx]
         n_probed = numeric.reshape(-1)[idx]
         report[name] = relative_error(a_probed, n_probed)
-        report.details[name] = {"indices": idx, "analytic": a_probed, "numeric": n_probed,
-                                "shape": array.shape}
+        report.details[name] = {
+            "indices": idx,
+            "analytic": a_probed,
+            "numeric": n_probed,
+            "shape": array.shape,
+        }
     return report
 
 
@@ -217,8 +258,15 @@ def _compare(loss: Callable[[], float], run_backward: Callable[[], dict[str, np.
 # public checks
 # ---------------------------------------------------------------------------------------------
 
-def gradcheck(layer_or_model, x, *, eps: float = 1e-6, seed: int = 0,
-              max_entries: int = DEFAULT_MAX_ENTRIES) -> GradcheckReport:
+
+def gradcheck(
+    layer_or_model,
+    x,
+    *,
+    eps: float = 1e-6,
+    seed: int = 0,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> GradcheckReport:
     """Relative errors of ``backward`` for ``"input"`` and every parameter of a layer or model.
 
     layer_or_model: anything with ``forward(x)`` and ``backward(dout) -> dx``; parameters are found
@@ -234,13 +282,17 @@ def gradcheck(layer_or_model, x, *, eps: float = 1e-6, seed: int = 0,
     """
     for method in ("forward", "backward"):
         if not callable(getattr(layer_or_model, method, None)):
-            raise TypeError(f"gradcheck: {type(layer_or_model).__name__} has no {method}() method")
+            raise TypeError(
+                f"gradcheck: {type(layer_or_model).__name__} has no {method}() method"
+            )
     x64 = _float64_input(x)
     triples = _parameters(layer_or_model)
     out = np.asarray(layer_or_model.forward(x64))
     if out.dtype != np.float64:
-        raise TypeError(f"gradcheck: forward returned {out.dtype} for a float64 input; "
-                        "the check needs float64 all the way through")
+        raise TypeError(
+            f"gradcheck: forward returned {out.dtype} for a float64 input; "
+            "the check needs float64 all the way through"
+        )
     R = np.random.default_rng(seed).standard_normal(out.shape)
 
     def loss() -> float:
@@ -248,20 +300,33 @@ def gradcheck(layer_or_model, x, *, eps: float = 1e-6, seed: int = 0,
 
     def run_backward() -> dict[str, np.ndarray]:
         layer_or_model.forward(x64)
-        dx = layer_or_model.backward(R.copy())  # a copy: a backward that edits dout cannot hurt R
+        dx = layer_or_model.backward(
+            R.copy()
+        )  # a copy: a backward that edits dout cannot hurt R
         if dx is None:
             raise ValueError("gradcheck: backward returned None; it must return dL/dx")
         grads = {"input": np.array(dx, dtype=np.float64)}
         # copies: later forward/backward calls may overwrite the layer's grads in place
-        grads.update({name: np.array(grad, dtype=np.float64) for name, _, grad in triples})
+        grads.update(
+            {name: np.array(grad, dtype=np.float64) for name, _, grad in triples}
+        )
         return grads
 
     arrays = {"input": x64, **{name: param for name, param, _ in triples}}
-    return _compare(loss, run_backward, arrays, eps=eps, seed=seed, max_entries=max_entries)
+    return _compare(
+        loss, run_backward, arrays, eps=eps, seed=seed, max_entries=max_entries
+    )
 
 
-def gradcheck_loss(loss_layer, logits, targets, *, eps: float = 1e-6, seed: int = 0,
-                   max_entries: int = DEFAULT_MAX_ENTRIES) -> GradcheckReport:
+def gradcheck_loss(
+    loss_layer,
+    logits,
+    targets,
+    *,
+    eps: float = 1e-6,
+    seed: int = 0,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> GradcheckReport:
     """Check a loss layer: ``forward(logits, targets) -> float``, ``backward() -> dlogits``.
 
     The loss is already a scalar, so no random ``R`` is needed. Returns ``{"logits": error}``.
@@ -275,11 +340,21 @@ def gradcheck_loss(loss_layer, logits, targets, *, eps: float = 1e-6, seed: int 
         loss_layer.forward(z, targets)
         return {"logits": np.array(loss_layer.backward(), dtype=np.float64)}
 
-    return _compare(loss, run_backward, {"logits": z}, eps=eps, seed=seed, max_entries=max_entries)
+    return _compare(
+        loss, run_backward, {"logits": z}, eps=eps, seed=seed, max_entries=max_entries
+    )
 
 
-def gradcheck_model(model, x, targets, loss=None, *, eps: float = 1e-6, seed: int = 0,
-                    max_entries: int = DEFAULT_MAX_ENTRIES) -> GradcheckReport:
+def gradcheck_model(
+    model,
+    x,
+    targets,
+    loss=None,
+    *,
+    eps: float = 1e-6,
+    seed: int = 0,
+    max_entries: int = DEFAULT_MAX_ENTRIES,
+) -> GradcheckReport:
     """Check a whole model trained with a loss layer (default ``SoftmaxCrossEntropy``).
 
     The scalar is the real training loss ``loss.forward(model.forward(x), targets)``; the analytic
@@ -287,7 +362,10 @@ def gradcheck_model(model, x, targets, loss=None, *, eps: float = 1e-6, seed: in
     Returns ``{"input": ..., "0.weight": ..., ...}``.
     """
     if loss is None:
-        from .layers import SoftmaxCrossEntropy  # a tool may import layers; layers never import us
+        from .layers import (
+            SoftmaxCrossEntropy,
+        )  # a tool may import layers; layers never import us
+
         loss = SoftmaxCrossEntropy()
     x64 = _float64_input(x)
     triples = _parameters(model)
@@ -299,11 +377,15 @@ def gradcheck_model(model, x, targets, loss=None, *, eps: float = 1e-6, seed: in
         value()
         dx = model.backward(loss.backward())
         grads = {"input": np.array(dx, dtype=np.float64)}
-        grads.update({name: np.array(grad, dtype=np.float64) for name, _, grad in triples})
+        grads.update(
+            {name: np.array(grad, dtype=np.float64) for name, _, grad in triples}
+        )
         return grads
 
     arrays = {"input": x64, **{name: param for name, param, _ in triples}}
-    return _compare(value, run_backward, arrays, eps=eps, seed=seed, max_entries=max_entries)
+    return _compare(
+        value, run_backward, arrays, eps=eps, seed=seed, max_entries=max_entries
+    )
 
 
 def assert_gradients_close(layer, x, tol: float = 1e-6, **kwargs) -> GradcheckReport:
@@ -316,6 +398,8 @@ def assert_gradients_close(layer, x, tol: float = 1e-6, **kwargs) -> GradcheckRe
     name, error = report.worst()
     if not error < tol:  # also catches NaN
         failing = ", ".join(f"{n} ({e:.3g})" for n, e in report.items() if not e < tol)
-        raise AssertionError(f"{type(layer).__name__}: gradient check failed for {failing} "
-                             f"(tolerance {tol:g}). Worst: {report.explain(name)}")
+        raise AssertionError(
+            f"{type(layer).__name__}: gradient check failed for {failing} "
+            f"(tolerance {tol:g}). Worst: {report.explain(name)}"
+        )
     return report

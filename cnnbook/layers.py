@@ -21,8 +21,16 @@ import numpy as np
 from . import functional as Fn
 
 __all__ = [
-    "Layer", "Conv2d", "MaxPool2d", "AvgPool2d", "ReLU", "Flatten", "Linear", "Softmax",
-    "Sequential", "SoftmaxCrossEntropy",
+    "Layer",
+    "Conv2d",
+    "MaxPool2d",
+    "AvgPool2d",
+    "ReLU",
+    "Flatten",
+    "Linear",
+    "Softmax",
+    "Sequential",
+    "SoftmaxCrossEntropy",
 ]
 
 
@@ -72,8 +80,10 @@ class Layer:
     def _check_dout(self, dout, shape):
         dout = np.asarray(dout)
         if dout.shape != tuple(shape):
-            raise ValueError(f"{type(self).__name__}.backward: dout must have the shape of the last "
-                             f"forward output {tuple(shape)}, got {dout.shape}")
+            raise ValueError(
+                f"{type(self).__name__}.backward: dout must have the shape of the last "
+                f"forward output {tuple(shape)}, got {dout.shape}"
+            )
         return dout
 
     def _extra_repr(self) -> str:
@@ -93,14 +103,29 @@ class Conv2d(Layer):
     both are plain attributes, settable later.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
-                 bias=True, *, rng=None, dtype=np.float32, gemm=None, method="auto"):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        bias=True,
+        *,
+        rng=None,
+        dtype=np.float32,
+        gemm=None,
+        method="auto",
+    ):
         super().__init__()
         kh, kw = Fn._positive_pair(kernel_size, "kernel_size")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
         if self.in_channels < 1 or self.out_channels < 1:
-            raise ValueError(f"Conv2d: channel counts must be positive, got in_channels="
-                             f"{in_channels}, out_channels={out_channels}")
+            raise ValueError(
+                f"Conv2d: channel counts must be positive, got in_channels="
+                f"{in_channels}, out_channels={out_channels}"
+            )
         self.kernel_size = (kh, kw)
         self.stride = Fn._positive_pair(stride, "stride")
         self.padding = Fn._nonnegative_pair(padding, "padding")
@@ -108,30 +133,50 @@ class Conv2d(Layer):
         self.gemm, self.method = gemm, method
         fan_in = self.in_channels * kh * kw
         std = np.sqrt(2.0 / fan_in)
-        weight = _as_rng(rng).standard_normal((self.out_channels, self.in_channels, kh, kw))
+        weight = _as_rng(rng).standard_normal(
+            (self.out_channels, self.in_channels, kh, kw)
+        )
         self._add_param("weight", (std * weight).astype(dtype))
         if bias:
             self._add_param("bias", np.zeros(self.out_channels, dtype=dtype))
 
     def forward(self, x):
-        out = Fn.conv2d(x, self.params["weight"], self.params.get("bias"), self.stride,
-                        self.padding, self.dilation, gemm=self.gemm, method=self.method)
+        out = Fn.conv2d(
+            x,
+            self.params["weight"],
+            self.params.get("bias"),
+            self.stride,
+            self.padding,
+            self.dilation,
+            gemm=self.gemm,
+            method=self.method,
+        )
         self._cache = (x, out.shape)
         return out
 
     def backward(self, dout):
         x, out_shape = self._cached()
         dout = self._check_dout(dout, out_shape)
-        dx, dw, db = Fn.conv2d_backward(dout, x, self.params["weight"], self.stride, self.padding,
-                                        self.dilation, gemm=self.gemm, method=self.method)
+        dx, dw, db = Fn.conv2d_backward(
+            dout,
+            x,
+            self.params["weight"],
+            self.stride,
+            self.padding,
+            self.dilation,
+            gemm=self.gemm,
+            method=self.method,
+        )
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
             self.grads["bias"][...] = db
         return dx
 
     def _extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}")
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}"
+        )
 
 
 class MaxPool2d(Layer):
@@ -140,7 +185,9 @@ class MaxPool2d(Layer):
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
         self.kernel_size = Fn._positive_pair(kernel_size, "kernel_size")
-        self.stride = self.kernel_size if stride is None else Fn._positive_pair(stride, "stride")
+        self.stride = (
+            self.kernel_size if stride is None else Fn._positive_pair(stride, "stride")
+        )
         self.padding = Fn._nonnegative_pair(padding, "padding")
 
     def forward(self, x):
@@ -151,7 +198,9 @@ class MaxPool2d(Layer):
     def backward(self, dout):
         x, out_shape = self._cached()
         dout = self._check_dout(dout, out_shape)
-        return Fn.max_pool2d_backward(dout, x, self.kernel_size, self.stride, self.padding)
+        return Fn.max_pool2d_backward(
+            dout, x, self.kernel_size, self.stride, self.padding
+        )
 
     def _extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
@@ -170,7 +219,9 @@ class AvgPool2d(MaxPool2d):
         dout = self._check_dout(dout, out_shape)
         # avg_pool2d_backward reads only the shape and dtype of x: hand it a broadcast view.
         x_like = np.broadcast_to(np.zeros((), dtype=dout.dtype), x_shape)
-        return Fn.avg_pool2d_backward(dout, x_like, self.kernel_size, self.stride, self.padding)
+        return Fn.avg_pool2d_backward(
+            dout, x_like, self.kernel_size, self.stride, self.padding
+        )
 
 
 class ReLU(Layer):
@@ -193,7 +244,9 @@ class Flatten(Layer):
     def forward(self, x):
         x = np.asarray(x)
         if x.ndim < 2:
-            raise ValueError(f"Flatten: x must have a batch axis and at least one more, got shape {x.shape}")
+            raise ValueError(
+                f"Flatten: x must have a batch axis and at least one more, got shape {x.shape}"
+            )
         self._cache = x.shape
         return x.reshape(x.shape[0], -1)
 
@@ -211,17 +264,30 @@ class Linear(Layer):
     the one producing the logits. Bias zeros.
     """
 
-    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32, gemm=None,
-                 init="he"):
+    def __init__(
+        self,
+        in_features,
+        out_features,
+        bias=True,
+        *,
+        rng=None,
+        dtype=np.float32,
+        gemm=None,
+        init="he",
+    ):
         super().__init__()
         self.in_features, self.out_features = int(in_features), int(out_features)
         if self.in_features < 1 or self.out_features < 1:
-            raise ValueError(f"Linear: feature counts must be positive, got in_features="
-                             f"{in_features}, out_features={out_features}")
+            raise ValueError(
+                f"Linear: feature counts must be positive, got in_features="
+                f"{in_features}, out_features={out_features}"
+            )
         self.gemm = gemm
         gains = {"he": 2.0, "lecun": 1.0}
         if init not in gains:
-            raise ValueError(f"Linear: init must be one of {sorted(gains)}, got {init!r}")
+            raise ValueError(
+                f"Linear: init must be one of {sorted(gains)}, got {init!r}"
+            )
         std = np.sqrt(gains[init] / self.in_features)
         weight = _as_rng(rng).standard_normal((self.out_features, self.in_features))
         self._add_param("weight", (std * weight).astype(dtype))
@@ -229,7 +295,9 @@ class Linear(Layer):
             self._add_param("bias", np.zeros(self.out_features, dtype=dtype))
 
     def forward(self, x):
-        out = Fn.linear(x, self.params["weight"], self.params.get("bias"), gemm=self.gemm)
+        out = Fn.linear(
+            x, self.params["weight"], self.params.get("bias"), gemm=self.gemm
+        )
         self._cache = x
         return out
 
@@ -296,7 +364,9 @@ class Sequential(Layer):
         super().__init__()
         for i, layer in enumerate(layers):
             if not (hasattr(layer, "forward") and hasattr(layer, "backward")):
-                raise TypeError(f"Sequential: item {i} ({layer!r}) is not a layer (needs forward/backward)")
+                raise TypeError(
+                    f"Sequential: item {i} ({layer!r}) is not a layer (needs forward/backward)"
+                )
         self.layers = list(layers)
 
     def forward(self, x):
@@ -310,9 +380,11 @@ class Sequential(Layer):
         return dout
 
     def named_parameters(self):
-        return [(f"{i}.{name}", p, g)
-                for i, layer in enumerate(self.layers)
-                for name, p, g in layer.named_parameters()]
+        return [
+            (f"{i}.{name}", p, g)
+            for i, layer in enumerate(self.layers)
+            for name, p, g in layer.named_parameters()
+        ]
 
     def parameters(self):
         return [(p, g) for _, p, g in self.named_parameters()]
@@ -322,7 +394,9 @@ class Sequential(Layer):
         return {name: p for name, p, _ in self.named_parameters()}
 
     @params.setter
-    def params(self, value):  # Layer.__init__ assigns {}; the real dict is derived from the layers
+    def params(
+        self, value
+    ):  # Layer.__init__ assigns {}; the real dict is derived from the layers
         pass
 
     @property
@@ -351,11 +425,15 @@ class Sequential(Layer):
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))
         if missing or unexpected:
-            raise ValueError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            raise ValueError(
+                f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}"
+            )
         for name, p in own.items():
             shape = np.shape(state[name])
             if shape != p.shape:
-                raise ValueError(f"load_state_dict: {name!r} has shape {shape}, the model expects {p.shape}")
+                raise ValueError(
+                    f"load_state_dict: {name!r} has shape {shape}, the model expects {p.shape}"
+                )
         for name, p in own.items():
             p[...] = state[name]
 

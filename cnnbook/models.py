@@ -10,8 +10,19 @@ from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential, _as_rn
 __all__ = ["seed_cnn", "predict_proba", "predict"]
 
 
-def seed_cnn(in_channels=1, num_classes=10, filters=8, kernel_size=3, padding=1, pool=2,
-             input_size=28, *, rng=None, dtype=np.float32, gemm=None) -> Sequential:
+def seed_cnn(
+    in_channels=1,
+    num_classes=10,
+    filters=8,
+    kernel_size=3,
+    padding=1,
+    pool=2,
+    input_size=28,
+    *,
+    rng=None,
+    dtype=np.float32,
+    gemm=None,
+) -> Sequential:
     """The book's model: Conv2d → MaxPool2d → ReLU → Flatten → Linear (the logits).
 
     Input ``(N, in_channels, input_size, input_size)``; output ``(N, num_classes)`` raw scores.
@@ -25,12 +36,26 @@ def seed_cnn(in_channels=1, num_classes=10, filters=8, kernel_size=3, padding=1,
     conv_size = conv_output_size(input_size, kernel_size, 1, padding)
     pooled = conv_output_size(conv_size, pool, pool)
     return Sequential(
-        Conv2d(in_channels, filters, kernel_size, padding=padding, rng=rng, dtype=dtype, gemm=gemm),
+        Conv2d(
+            in_channels,
+            filters,
+            kernel_size,
+            padding=padding,
+            rng=rng,
+            dtype=dtype,
+            gemm=gemm,
+        ),
         MaxPool2d(pool),
         ReLU(),
         Flatten(),
-        Linear(filters * pooled * pooled, num_classes, rng=rng, dtype=dtype, gemm=gemm,
-               init="lecun"),
+        Linear(
+            filters * pooled * pooled,
+            num_classes,
+            rng=rng,
+            dtype=dtype,
+            gemm=gemm,
+            init="lecun",
+        ),
     )
 
 
@@ -39,7 +64,10 @@ def predict_proba(model, x, batch_size: int = 256) -> np.ndarray:
     x = np.asarray(x)
     if len(x) == 0:
         raise ValueError(f"predict_proba: empty input of shape {x.shape}")
-    parts = [softmax(model.forward(x[i:i + batch_size]), axis=-1) for i in range(0, len(x), batch_size)]
+    parts = [
+        softmax(model.forward(x[i : i + batch_size]), axis=-1)
+        for i in range(0, len(x), batch_size)
+    ]
     return np.concatenate(parts)
 
 
@@ -48,5 +76,8 @@ def predict(model, x, batch_size: int = 256) -> np.ndarray:
     x = np.asarray(x)
     if len(x) == 0:
         raise ValueError(f"predict: empty input of shape {x.shape}")
-    parts = [model.forward(x[i:i + batch_size]).argmax(axis=1) for i in range(0, len(x), batch_size)]
+    parts = [
+        model.forward(x[i : i + batch_size]).argmax(axis=1)
+        for i in range(0, len(x), batch_size)
+    ]
     return np.concatenate(parts).astype(np.int64)

@@ -15,16 +15,31 @@ import math
 import numpy as np
 
 from .functional import (
-    _check_conv_args, _check_dout, _check_linear_args, _check_ndim, _check_targets,
-    _conv_geometry, _float_array, _pool_geometry,
+    _check_conv_args,
+    _check_dout,
+    _check_linear_args,
+    _check_ndim,
+    _check_targets,
+    _conv_geometry,
+    _float_array,
+    _pool_geometry,
 )
 
 __all__ = [
-    "conv2d", "conv2d_backward",
-    "max_pool2d", "max_pool2d_backward", "avg_pool2d", "avg_pool2d_backward",
-    "relu", "relu_backward",
-    "linear", "linear_backward",
-    "softmax", "log_softmax", "cross_entropy", "softmax_cross_entropy_backward",
+    "conv2d",
+    "conv2d_backward",
+    "max_pool2d",
+    "max_pool2d_backward",
+    "avg_pool2d",
+    "avg_pool2d_backward",
+    "relu",
+    "relu_backward",
+    "linear",
+    "linear_backward",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "softmax_cross_entropy_backward",
 ]
 
 
@@ -36,16 +51,18 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     x, w, b = _check_conv_args(x, w, b, "conv2d")
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
-    _, (sH, sW), (pH, pW), (dH, dW), (Ho, Wo) = _conv_geometry(x.shape, (kH, kW), stride, padding, dilation)
+    _, (sH, sW), (pH, pW), (dH, dW), (Ho, Wo) = _conv_geometry(
+        x.shape, (kH, kW), stride, padding, dilation
+    )
     out = np.zeros((N, F, Ho, Wo), dtype=np.result_type(x, w))
 
-    for n in range(N):                         # 1. every image of the batch
-        for f in range(F):                     # 2. every output channel (one filter each)
-            for oh in range(Ho):               # 3. every output row
-                for ow in range(Wo):           # 4. every output column
+    for n in range(N):  # 1. every image of the batch
+        for f in range(F):  # 2. every output channel (one filter each)
+            for oh in range(Ho):  # 3. every output row
+                for ow in range(Wo):  # 4. every output column
                     total = 0.0 if b is None else float(b[f])
-                    for c in range(C):         # 5. every input channel
-                        for i in range(kH):    # 6. every kernel row
+                    for c in range(C):  # 5. every input channel
+                        for i in range(kH):  # 6. every kernel row
                             for j in range(kW):  # 7. every kernel column
                                 # Input pixel under kernel tap (i, j) for output (oh, ow):
                                 # the window starts at oh*stride in the *padded* image, tap i sits
@@ -53,7 +70,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
                                 # in the unpadded x.
                                 r = oh * sH + i * dH - pH
                                 s = ow * sW + j * dW - pW
-                                if 0 <= r < H and 0 <= s < W:  # outside = zero padding: adds 0
+                                if (
+                                    0 <= r < H and 0 <= s < W
+                                ):  # outside = zero padding: adds 0
                                     total += x[n, c, r, s] * w[f, c, i, j]
                     out[n, f, oh, ow] = total
     return out
@@ -71,7 +90,8 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
     _, (sH, sW), (pH, pW), (dH, dW), (Ho, Wo) = _conv_geometry(
-        x.shape, (kH, kW), stride, padding, dilation, "conv2d_backward")
+        x.shape, (kH, kW), stride, padding, dilation, "conv2d_backward"
+    )
     dout = _check_dout(dout, (N, F, Ho, Wo), "conv2d_backward")
     dtype = np.result_type(x, w, dout)
     dx = np.zeros(x.shape, dtype=dtype)
@@ -83,11 +103,13 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
             for oh in range(Ho):
                 for ow in range(Wo):
                     g = dout[n, f, oh, ow]
-                    db[f] += g                          # the bias was added to every output
+                    db[f] += g  # the bias was added to every output
                     for c in range(C):
                         for i in range(kH):
                             for j in range(kW):
-                                r = oh * sH + i * dH - pH   # same offsets as the forward pass
+                                r = (
+                                    oh * sH + i * dH - pH
+                                )  # same offsets as the forward pass
                                 s = ow * sW + j * dW - pW
                                 if 0 <= r < H and 0 <= s < W:
                                     dx[n, c, r, s] += g * w[f, c, i, j]
@@ -102,8 +124,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     """
     x = _float_array(x, "x", "max_pool2d")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "max_pool2d")
-    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                            "max_pool2d")
+    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(
+        x.shape, kernel_size, stride, padding, "max_pool2d"
+    )
     N, C, H, W = x.shape
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     for n in range(N):
@@ -128,8 +151,9 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
     """
     x = _float_array(x, "x", "max_pool2d_backward")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "max_pool2d_backward")
-    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                            "max_pool2d_backward")
+    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(
+        x.shape, kernel_size, stride, padding, "max_pool2d_backward"
+    )
     N, C, H, W = x.shape
     dout = _check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
     dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
@@ -142,7 +166,9 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
                         for j in range(kW):
                             r, s = oh * sH + i - pH, ow * sW + j - pW
                             if 0 <= r < H and 0 <= s < W:
-                                if where is None or x[n, c, r, s] > best:  # strict: first max wins
+                                if (
+                                    where is None or x[n, c, r, s] > best
+                                ):  # strict: first max wins
                                     best, where = x[n, c, r, s], (r, s)
                     dx[n, c, where[0], where[1]] += dout[n, c, oh, ow]
     return dx
@@ -152,8 +178,9 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """Average pooling as loops; padded zeros count in the average (divide by kH·kW, like PyTorch)."""
     x = _float_array(x, "x", "avg_pool2d")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "avg_pool2d")
-    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                            "avg_pool2d")
+    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(
+        x.shape, kernel_size, stride, padding, "avg_pool2d"
+    )
     N, C, H, W = x.shape
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
     for n in range(N):
@@ -174,8 +201,9 @@ def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
     """Gradient of average pooling: each window shares its ``dout`` equally among its kH·kW taps."""
     x = _float_array(x, "x", "avg_pool2d_backward")
     _check_ndim(x, 4, "x", "(N, C, H, W)", "avg_pool2d_backward")
-    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(x.shape, kernel_size, stride, padding,
-                                                            "avg_pool2d_backward")
+    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(
+        x.shape, kernel_size, stride, padding, "avg_pool2d_backward"
+    )
     N, C, H, W = x.shape
     dout = _check_dout(dout, (N, C, Ho, Wo), "avg_pool2d_backward")
     dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
@@ -187,7 +215,9 @@ def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
                     for i in range(kH):
                         for j in range(kW):
                             r, s = oh * sH + i - pH, ow * sW + j - pW
-                            if 0 <= r < H and 0 <= s < W:  # a padded tap's share is dropped
+                            if (
+                                0 <= r < H and 0 <= s < W
+                            ):  # a padded tap's share is dropped
                                 dx[n, c, r, s] += share
     return dx
 

@@ -22,20 +22,30 @@ __all__ = ["SGD", "cosine_lr"]
 
 def _as_pairs(parameters) -> list[tuple[np.ndarray, np.ndarray]]:
     if hasattr(parameters, "parameters") and callable(parameters.parameters):
-        parameters = parameters.parameters()  # a model or layer was passed: use its pairs
+        parameters = (
+            parameters.parameters()
+        )  # a model or layer was passed: use its pairs
     pairs = []
     for i, item in enumerate(parameters):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
-            raise TypeError(f"parameters[{i}] must be a (param, grad) pair as returned by "
-                            f"model.parameters(), got {type(item).__name__}")
+            raise TypeError(
+                f"parameters[{i}] must be a (param, grad) pair as returned by "
+                f"model.parameters(), got {type(item).__name__}"
+            )
         p, g = item
         if not isinstance(p, np.ndarray) or not isinstance(g, np.ndarray):
-            raise TypeError(f"parameters[{i}]: param and grad must be NumPy arrays, "
-                            f"got {type(p).__name__} and {type(g).__name__}")
+            raise TypeError(
+                f"parameters[{i}]: param and grad must be NumPy arrays, "
+                f"got {type(p).__name__} and {type(g).__name__}"
+            )
         if p.shape != g.shape:
-            raise ValueError(f"parameters[{i}]: param shape {p.shape} != grad shape {g.shape}")
+            raise ValueError(
+                f"parameters[{i}]: param shape {p.shape} != grad shape {g.shape}"
+            )
         if p.dtype.kind != "f":
-            raise TypeError(f"parameters[{i}]: parameters must be floating point, got {p.dtype}")
+            raise TypeError(
+                f"parameters[{i}]: parameters must be floating point, got {p.dtype}"
+            )
         pairs.append((p, g))
     if not pairs:
         raise ValueError("SGD got an empty parameter list")
@@ -51,8 +61,14 @@ class SGD:
     ``velocity`` holds one buffer per parameter, same shape and dtype.
     """
 
-    def __init__(self, parameters, lr: float, momentum: float = 0.0, nesterov: bool = False,
-                 weight_decay: float = 0.0):
+    def __init__(
+        self,
+        parameters,
+        lr: float,
+        momentum: float = 0.0,
+        nesterov: bool = False,
+        weight_decay: float = 0.0,
+    ):
         self.params = _as_pairs(parameters)
         if not lr > 0:
             raise ValueError(f"learning rate must be > 0, got {lr!r}")
@@ -73,7 +89,9 @@ class SGD:
         """Apply one update to every parameter, in place, from the gradients currently stored."""
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         for (p, g), v in zip(self.params, self.velocity):
-            d = g + wd * p if wd else g  # never modify the layer's gradient buffer itself
+            d = (
+                g + wd * p if wd else g
+            )  # never modify the layer's gradient buffer itself
             if mu == 0.0:
                 p -= lr * d
                 continue

@@ -248,9 +248,7 @@ def gaussian(sigma: float, radius: int | None = None) -> np.ndarray:
     ):
         raise TypeError(f"gaussian: sigma must be a number, got {sigma!r}")
     if not np.isfinite(sigma) or sigma <= 0:
-        raise ValueError(
-            f"gaussian: sigma must be a positive number, got {sigma!r}"
-        )
+        raise ValueError(f"gaussian: sigma must be a positive number, got {sigma!r}")
     if radius is None:
         radius = max(1, math.ceil(4 * sigma))
     elif (
@@ -301,8 +299,6 @@ def sharpen(sigma: float = 1.0, amount: float = 1.0, radius=None):
     ``1 + amount``.
     """
     if not np.isfinite(amount):
-        raise ValueError(
-            f"sharpen: amount must be a finite number, got {amount!r}"
-        )
+        raise ValueError(f"sharpen: amount must be a finite number, got {amount!r}")
     g = gaussian(sigma, radius)
     return (1.0 + amount) * identity(len(g)) - amount * g

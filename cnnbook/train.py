@@ -52,7 +52,9 @@ class History:
     def __repr__(self) -> str:
         if not self.train_loss:
             return "History(no epochs)"
-        text = f"History({self.epochs} epochs, final train loss {self.train_loss[-1]:.4f}"
+        text = (
+            f"History({self.epochs} epochs, final train loss {self.train_loss[-1]:.4f}"
+        )
         if self.val_acc:
             text += f", val accuracy {self.val_acc[-1]:.4f}"
         return text + ")"
@@ -60,11 +62,17 @@ class History:
 
 def _check_xy(X, y, name: str = "X") -> None:
     if not isinstance(X, np.ndarray) or not isinstance(y, np.ndarray):
-        raise TypeError(f"{name} and its labels must be NumPy arrays, got {type(X).__name__} and {type(y).__name__}")
+        raise TypeError(
+            f"{name} and its labels must be NumPy arrays, got {type(X).__name__} and {type(y).__name__}"
+        )
     if X.ndim < 2:
-        raise ValueError(f"{name} must have a batch axis first, e.g. (N, C, H, W); got shape {X.shape}")
+        raise ValueError(
+            f"{name} must have a batch axis first, e.g. (N, C, H, W); got shape {X.shape}"
+        )
     if y.ndim != 1 or len(y) != len(X):
-        raise ValueError(f"labels must have shape ({len(X)},) to match {name} {X.shape}, got {y.shape}")
+        raise ValueError(
+            f"labels must have shape ({len(X)},) to match {name} {X.shape}, got {y.shape}"
+        )
     if y.dtype.kind not in "iu":
         raise TypeError(f"labels must be integer class indices, got dtype {y.dtype}")
     if len(X) == 0:
@@ -77,7 +85,9 @@ def _positive_int(value, name: str) -> int:
     return int(value)
 
 
-def evaluate(model, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tuple[float, float]:
+def evaluate(
+    model, X: np.ndarray, y: np.ndarray, batch_size: int = 256
+) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy of ``model`` on ``(X, y)``, in batches (no gradients).
 
     ``X: (N, ...)`` inputs, ``y: (N,)`` int class indices. Returns ``(loss, accuracy)`` floats.
@@ -88,8 +98,8 @@ def evaluate(model, X: np.ndarray, y: np.ndarray, batch_size: int = 256) -> tupl
     batch_size = _positive_int(batch_size, "batch_size")
     total_loss, correct = 0.0, 0
     for start in range(0, len(X), batch_size):
-        logits = model.forward(X[start:start + batch_size])
-        yb = y[start:start + batch_size]
+        logits = model.forward(X[start : start + batch_size])
+        yb = y[start : start + batch_size]
         total_loss += float(cross_entropy(logits, yb)) * len(yb)
         correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
     return total_loss / len(X), correct / len(X)
@@ -103,14 +113,24 @@ def random_shift(x: np.ndarray, max_shift, rng: np.random.Generator) -> np.ndarr
     move together. Returns a new array of the same shape and dtype; ``x`` is not modified.
     """
     if not isinstance(x, np.ndarray) or x.ndim != 4:
-        raise ValueError(f"random_shift expects images (N, C, H, W), got shape {getattr(x, 'shape', None)}")
+        raise ValueError(
+            f"random_shift expects images (N, C, H, W), got shape {getattr(x, 'shape', None)}"
+        )
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        raise TypeError(
+            f"rng must be a numpy.random.Generator, got {type(rng).__name__}"
+        )
     sh, sw = (max_shift, max_shift) if np.ndim(max_shift) == 0 else tuple(max_shift)
     N, _, H, W = x.shape
     for s, size, axis in ((sh, H, "height"), (sw, W, "width")):
-        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or not 0 <= s < size:
-            raise ValueError(f"max_shift must be an integer in [0, {size - 1}] for {axis} {size}, got {s!r}")
+        if (
+            isinstance(s, bool)
+            or not isinstance(s, (int, np.integer))
+            or not 0 <= s < size
+        ):
+            raise ValueError(
+                f"max_shift must be an integer in [0, {size - 1}] for {axis} {size}, got {s!r}"
+            )
     if sh == 0 and sw == 0:
         return x.copy()
     dy = rng.integers(-sh, sh + 1, size=N)
@@ -123,14 +143,27 @@ def random_shift(x: np.ndarray, max_shift, rng: np.random.Generator) -> np.ndarr
         for ox in np.unique(dx[rows]):
             sel = rows & (dx == ox)
             # out[i, j] = x[i - dy, j - dx]  ⇔  padded rows start at s - dy
-            out[sel] = padded[sel, :, sh - oy:sh - oy + H, sw - ox:sw - ox + W]
+            out[sel] = padded[sel, :, sh - oy : sh - oy + H, sw - ox : sw - ox + W]
     return out
 
 
-def fit(model, X: np.ndarray, y: np.ndarray, *, optimizer, epochs: int, batch_size: int = 64,
-        loss=None, X_val: np.ndarray | None = None, y_val: np.ndarray | None = None, seed: int = 0,
-        augment: Callable | None = None, schedule: Callable | None = None, progress: bool = False,
-        timer=None) -> History:
+def fit(
+    model,
+    X: np.ndarray,
+    y: np.ndarray,
+    *,
+    optimizer,
+    epochs: int,
+    batch_size: int = 64,
+    loss=None,
+    X_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    seed: int = 0,
+    augment: Callable | None = None,
+    schedule: Callable | None = None,
+    progress: bool = False,
+    timer=None,
+) -> History:
     """Train ``model`` with minibatch gradient descent; returns a :class:`History`.
 
     - ``X: (N, ...)`` inputs, ``y: (N,)`` int class indices; the data are reshuffled every epoch
@@ -151,13 +184,20 @@ def fit(model, X: np.ndarray, y: np.ndarray, *, optimizer, epochs: int, batch_si
         raise ValueError("give both X_val and y_val, or neither")
     if X_val is not None:
         _check_xy(X_val, y_val, "X_val")
-    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+    if (
+        isinstance(epochs, bool)
+        or not isinstance(epochs, (int, np.integer))
+        or epochs < 0
+    ):
         raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
     batch_size = _positive_int(batch_size, "batch_size")
     if not hasattr(optimizer, "step"):
-        raise TypeError(f"optimizer must have a step() method, got {type(optimizer).__name__}")
+        raise TypeError(
+            f"optimizer must have a step() method, got {type(optimizer).__name__}"
+        )
     if loss is None:
         from .layers import SoftmaxCrossEntropy
+
         loss = SoftmaxCrossEntropy()
 
     def phase(name):
@@ -171,20 +211,24 @@ def fit(model, X: np.ndarray, y: np.ndarray, *, optimizer, epochs: int, batch_si
         try:
             from tqdm.auto import tqdm
         except ImportError:
-            raise ImportError("progress=True needs the optional package 'tqdm' (`pip install tqdm`)") from None
+            raise ImportError(
+                "progress=True needs the optional package 'tqdm' (`pip install tqdm`)"
+            ) from None
         epoch_iter = bar = tqdm(epoch_iter, desc="training", unit="epoch")
     clock = time.perf_counter
     n = len(X)
     for epoch in epoch_iter:
         if schedule is not None:
             optimizer.lr = float(schedule(epoch))
-        history.lr.append(float(optimizer.lr) if hasattr(optimizer, "lr") else float("nan"))
+        history.lr.append(
+            float(optimizer.lr) if hasattr(optimizer, "lr") else float("nan")
+        )
         t_fwd = t_bwd = t_upd = 0.0
         total_loss, correct = 0.0, 0
         epoch_start = clock()
         order = rng.permutation(n)
         for start in range(0, n, batch_size):
-            idx = order[start:start + batch_size]
+            idx = order[start : start + batch_size]
             xb, yb = X[idx], y[idx]
             if augment is not None:
                 with phase("augment"):
@@ -205,8 +249,10 @@ def fit(model, X: np.ndarray, y: np.ndarray, *, optimizer, epochs: int, batch_si
             t_upd += t3 - t2
             batch_loss = float(batch_loss)
             if not np.isfinite(batch_loss):
-                raise FloatingPointError(f"loss became {batch_loss} in epoch {epoch} "
-                                         f"(learning rate {getattr(optimizer, 'lr', '?')} too large?)")
+                raise FloatingPointError(
+                    f"loss became {batch_loss} in epoch {epoch} "
+                    f"(learning rate {getattr(optimizer, 'lr', '?')} too large?)"
+                )
             total_loss += batch_loss * len(idx)
             correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
         history.epoch_time.append(clock() - epoch_start)
@@ -240,7 +286,9 @@ def save_weights(model, path) -> Path:
     state = model.state_dict()
     for key, value in state.items():
         if not isinstance(value, np.ndarray) or value.dtype == object:
-            raise TypeError(f"state_dict entry {key!r} is not a numeric array: {type(value).__name__}")
+            raise TypeError(
+                f"state_dict entry {key!r} is not a numeric array: {type(value).__name__}"
+            )
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
@@ -261,11 +309,15 @@ def load_weights(model, path) -> None:
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise ValueError(f"{path.name} does not fit this model: missing keys {missing}, "
-                         f"unexpected keys {unexpected}")
+        raise ValueError(
+            f"{path.name} does not fit this model: missing keys {missing}, "
+            f"unexpected keys {unexpected}"
+        )
     for key, value in state.items():
         want = expected[key]
         if value.shape != want.shape or value.dtype != want.dtype:
-            raise ValueError(f"{path.name}: {key!r} has shape {value.shape} {value.dtype}, the model "
-                             f"expects {want.shape} {want.dtype}")
+            raise ValueError(
+                f"{path.name}: {key!r} has shape {value.shape} {value.dtype}, the model "
+                f"expects {want.shape} {want.dtype}"
+            )
     model.load_state_dict(state)

@@ -18,7 +18,11 @@ HERE = Path(__file__).resolve().parent
 # Derandomized: the same examples on every run and machine, so a red CI run can be reproduced
 # exactly, and no example database (.hypothesis/) is needed.
 settings.register_profile(
-    "cnnbook", deadline=None, max_examples=40, derandomize=True, database=None,
+    "cnnbook",
+    deadline=None,
+    max_examples=40,
+    derandomize=True,
+    database=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "cnnbook"))
@@ -26,5 +30,8 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "cnnbook"))
 
 def pytest_configure(config):
     # An absolute path, so the sanitizer is found whatever the working directory.
-    if hasattr(config.option, "nbval_sanitize_with") and not config.option.nbval_sanitize_with:
+    if (
+        hasattr(config.option, "nbval_sanitize_with")
+        and not config.option.nbval_sanitize_with
+    ):
         config.option.nbval_sanitize_with = str(HERE / "nbval_sanitize.cfg")

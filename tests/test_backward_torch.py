@@ -25,12 +25,21 @@ def torch_twin(model):
     for layer in model:
         if isinstance(layer, layers.Conv2d):
             w = layer.params["weight"]
-            m = nn.Conv2d(w.shape[1], w.shape[0], w.shape[2:], stride=layer.stride,
-                          padding=layer.padding, dilation=layer.dilation,
-                          bias="bias" in layer.params, dtype=torch.float64)
+            m = nn.Conv2d(
+                w.shape[1],
+                w.shape[0],
+                w.shape[2:],
+                stride=layer.stride,
+                padding=layer.padding,
+                dilation=layer.dilation,
+                bias="bias" in layer.params,
+                dtype=torch.float64,
+            )
         elif isinstance(layer, layers.Linear):
             w = layer.params["weight"]
-            m = nn.Linear(w.shape[1], w.shape[0], bias="bias" in layer.params, dtype=torch.float64)
+            m = nn.Linear(
+                w.shape[1], w.shape[0], bias="bias" in layer.params, dtype=torch.float64
+            )
         elif isinstance(layer, layers.AvgPool2d):
             m = nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding)
         elif isinstance(layer, layers.MaxPool2d):
@@ -65,29 +74,53 @@ def compare_with_loss(model, x, targets):
     assert {name for name, _, _ in model.named_parameters()} == set(theirs)
 
 
-@given(st.integers(1, 3), st.integers(1, 2), st.integers(1, 4), st.sampled_from([(3, 1), (5, 2), (2, 0)]),
-       st.sampled_from([2, 3]), st.sampled_from([6, 8, 9]), st.integers(0, 2**16))
-def test_seed_model_with_loss_equals_torch(n, in_channels, filters, kernel_padding, pool, size, seed):
+@given(
+    st.integers(1, 3),
+    st.integers(1, 2),
+    st.integers(1, 4),
+    st.sampled_from([(3, 1), (5, 2), (2, 0)]),
+    st.sampled_from([2, 3]),
+    st.sampled_from([6, 8, 9]),
+    st.integers(0, 2**16),
+)
+def test_seed_model_with_loss_equals_torch(
+    n, in_channels, filters, kernel_padding, pool, size, seed
+):
     kernel_size, padding = kernel_padding
     rng = np.random.default_rng(seed)
-    model = models.seed_cnn(in_channels=in_channels, num_classes=4, filters=filters,
-                            kernel_size=kernel_size, padding=padding, pool=pool, input_size=size,
-                            rng=rng, dtype=np.float64)
+    model = models.seed_cnn(
+        in_channels=in_channels,
+        num_classes=4,
+        filters=filters,
+        kernel_size=kernel_size,
+        padding=padding,
+        pool=pool,
+        input_size=size,
+        rng=rng,
+        dtype=np.float64,
+    )
     for layer in model:  # non-zero biases, so their gradients are really exercised
         if "bias" in layer.params:
             layer.params["bias"][...] = rng.standard_normal(layer.params["bias"].shape)
-    compare_with_loss(model, rng.standard_normal((n, in_channels, size, size)),
-                      rng.integers(0, 4, size=n))
+    compare_with_loss(
+        model,
+        rng.standard_normal((n, in_channels, size, size)),
+        rng.integers(0, 4, size=n),
+    )
 
 
 @given(st.integers(0, 2**16), st.booleans())
 def test_relu_before_pool_ties_and_strided_dilated_chain_equal_torch(seed, avg):
     rng = np.random.default_rng(seed)
     f64 = dict(rng=rng, dtype=np.float64)
-    pool = layers.AvgPool2d(3, stride=2, padding=1) if avg else layers.MaxPool2d(3, stride=1, padding=1)
+    pool = (
+        layers.AvgPool2d(3, stride=2, padding=1)
+        if avg
+        else layers.MaxPool2d(3, stride=1, padding=1)
+    )
     model = layers.Sequential(
         layers.Conv2d(2, 3, 3, stride=2, padding=2, dilation=2, **f64),
-        layers.ReLU(),          # exact zeros: tied windows, and ReLU's subgradient 0 at 0
+        layers.ReLU(),  # exact zeros: tied windows, and ReLU's subgradient 0 at 0
         pool,
         layers.Flatten(),
         layers.Linear(3 * (9 if avg else 25), 5, **f64),
@@ -98,7 +131,16 @@ def test_relu_before_pool_ties_and_strided_dilated_chain_equal_torch(seed, avg):
 
 def test_layer_grads_equal_torch_without_bias():
     rng = np.random.default_rng(0)
-    conv = layers.Conv2d(3, 2, (2, 3), stride=(2, 1), padding=(1, 0), bias=False, rng=rng, dtype=np.float64)
+    conv = layers.Conv2d(
+        3,
+        2,
+        (2, 3),
+        stride=(2, 1),
+        padding=(1, 0),
+        bias=False,
+        rng=rng,
+        dtype=np.float64,
+    )
     twin = torch_twin([conv])
     x = rng.standard_normal((2, 3, 7, 6))
     out = conv.forward(x)

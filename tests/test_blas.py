@@ -4,7 +4,8 @@ import functools
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
@@ -40,10 +41,18 @@ def rand(rng, *shape):
 
 
 SHAPES = [
-    (1, 1, 1), (1, 7, 1), (5, 1, 3), (1, 1, 9),          # 1-sized
-    (16, 16, 16), (64, 64, 64),                          # square
-    (7, 13, 5), (13, 50, 130), (130, 17, 3), (3, 40, 200),  # rectangular, not multiples of blocks
-    (blas.MR + 1, 33, blas.NR + 1), (2 * blas.MR, 16, 2 * blas.NR),  # just over / exactly one block
+    (1, 1, 1),
+    (1, 7, 1),
+    (5, 1, 3),
+    (1, 1, 9),  # 1-sized
+    (16, 16, 16),
+    (64, 64, 64),  # square
+    (7, 13, 5),
+    (13, 50, 130),
+    (130, 17, 3),
+    (3, 40, 200),  # rectangular, not multiples of blocks
+    (blas.MR + 1, 33, blas.NR + 1),
+    (2 * blas.MR, 16, 2 * blas.NR),  # just over / exactly one block
 ]
 
 
@@ -59,7 +68,10 @@ def test_matches_numpy(variant, m, k, n):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
-@pytest.mark.parametrize("alpha,beta", [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 3.0), (0.0, 2.0), (0.75, -1.0)])
+@pytest.mark.parametrize(
+    "alpha,beta",
+    [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 3.0), (0.0, 2.0), (0.75, -1.0)],
+)
 def test_alpha_beta(variant, alpha, beta):
     rng = np.random.default_rng(1)
     A, B, C = rand(rng, 23, 41), rand(rng, 41, 70), rand(rng, 23, 70)
@@ -84,7 +96,9 @@ def test_k_zero_and_empty(variant):
     C = np.ones((4, 3), np.float32)
     blas.sgemm(A, B, C, beta=2.0, variant=variant)
     np.testing.assert_array_equal(C, 2.0)
-    assert blas.sgemm(np.zeros((0, 5), np.float32), np.zeros((5, 3), np.float32), variant=variant).shape == (0, 3)
+    assert blas.sgemm(
+        np.zeros((0, 5), np.float32), np.zeros((5, 3), np.float32), variant=variant
+    ).shape == (0, 3)
 
 
 @pytest.mark.parametrize("variant", ["naive", "packed", "parallel"])
@@ -114,7 +128,9 @@ def test_validation_messages():
         blas.sgemm(A.tolist(), B)
     with pytest.raises(ValueError, match=r"2-D.*\(4,\)"):
         blas.sgemm(A, B[:, 0])
-    with pytest.raises(ValueError, match=r"inner dimensions differ: A is \(3, 4\), B is \(5, 4\)"):
+    with pytest.raises(
+        ValueError, match=r"inner dimensions differ: A is \(3, 4\), B is \(5, 4\)"
+    ):
         blas.sgemm(A, B.T)
     with pytest.raises(ValueError, match=r"C has shape \(5, 3\), expected \(3, 5\)"):
         blas.sgemm(A, B, np.zeros((5, 3), np.float32))
@@ -135,9 +151,15 @@ def test_validation_messages():
         blas.sgemm(A, B, readonly)
 
 
-@given(m=st.integers(1, 20), k=st.integers(1, 40), n=st.integers(1, 80),
-       variant=st.sampled_from(VARIANTS), alpha=st.floats(-2, 2), beta=st.sampled_from([0.0, 1.0, -0.5]),
-       seed=st.integers(0, 2**16))
+@given(
+    m=st.integers(1, 20),
+    k=st.integers(1, 40),
+    n=st.integers(1, 80),
+    variant=st.sampled_from(VARIANTS),
+    alpha=st.floats(-2, 2),
+    beta=st.sampled_from([0.0, 1.0, -0.5]),
+    seed=st.integers(0, 2**16),
+)
 def test_property_matches_numpy(m, k, n, variant, alpha, beta, seed):
     rng = np.random.default_rng(seed)
     A, B, C = rand(rng, m, k), rand(rng, k, n), rand(rng, m, n)
@@ -146,10 +168,20 @@ def test_property_matches_numpy(m, k, n, variant, alpha, beta, seed):
     assert_gemm_close(C, A, B, original, alpha, beta)
 
 
-@pytest.mark.parametrize("a_shape,b_shape", [
-    ((5, 7), (7, 3)), ((4, 5, 7), (7, 3)), ((5, 7), (4, 7, 3)), ((4, 5, 7), (4, 7, 3)),
-    ((1, 5, 7), (4, 7, 3)), ((2, 1, 5, 7), (3, 7, 2)), ((7,), (7, 3)), ((5, 7), (7,)), ((7,), (7,)),
-])
+@pytest.mark.parametrize(
+    "a_shape,b_shape",
+    [
+        ((5, 7), (7, 3)),
+        ((4, 5, 7), (7, 3)),
+        ((5, 7), (4, 7, 3)),
+        ((4, 5, 7), (4, 7, 3)),
+        ((1, 5, 7), (4, 7, 3)),
+        ((2, 1, 5, 7), (3, 7, 2)),
+        ((7,), (7, 3)),
+        ((5, 7), (7,)),
+        ((7,), (7,)),
+    ],
+)
 def test_matmul_semantics(a_shape, b_shape):
     rng = np.random.default_rng(4)
     a, b = rand(rng, *a_shape), rand(rng, *b_shape)
@@ -173,14 +205,24 @@ def test_matmul_errors():
 def test_cache_and_block_sizes(tmp_path):
     index = tmp_path / "index0"
     index.mkdir()
-    for name, value in {"level": "1", "type": "Data", "size": "32K", "coherency_line_size": "64"}.items():
+    for name, value in {
+        "level": "1",
+        "type": "Data",
+        "size": "32K",
+        "coherency_line_size": "64",
+    }.items():
         (index / name).write_text(value + "\n")
     index = tmp_path / "index2"
     index.mkdir()
     for name, value in {"level": "2", "type": "Unified", "size": "1024K"}.items():
         (index / name).write_text(value + "\n")
     caches = blas.cache_sizes(tmp_path)
-    assert (caches.l1d, caches.l2, caches.line, caches.source) == (32768, 1 << 20, 64, "sysfs")
+    assert (caches.l1d, caches.l2, caches.line, caches.source) == (
+        32768,
+        1 << 20,
+        64,
+        "sysfs",
+    )
     assert blas.cache_sizes(tmp_path / "missing").source == "fallback"
     for variant in ("blocked", "packed", "parallel"):
         b = blas.block_sizes(variant, caches)
@@ -198,15 +240,19 @@ def test_import_without_numba_gives_clear_error():
     import subprocess
     import sys
 
-    code = ("import sys; sys.modules['numba'] = None\n"
-            "import numpy as np\n"
-            "from cnnbook import blas\n"
-            "assert not blas.HAVE_NUMBA\n"
-            "try:\n"
-            "    blas.sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))\n"
-            "except ImportError as err:\n"
-            "    print(err)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys; sys.modules['numba'] = None\n"
+        "import numpy as np\n"
+        "from cnnbook import blas\n"
+        "assert not blas.HAVE_NUMBA\n"
+        "try:\n"
+        "    blas.sgemm(np.ones((2, 2), np.float32), np.ones((2, 2), np.float32))\n"
+        "except ImportError as err:\n"
+        "    print(err)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert "needs numba" in out.stdout or "numba, which is not installed" in out.stdout
 
@@ -225,19 +271,34 @@ def test_layers_with_tiny_blas_backend_match_numpy():
         logits = model.forward(x)
         loss.forward(logits, y)
         model.backward(loss.backward())
-        grads[name] = {"logits": logits, **{k: g.copy() for k, _, g in model.named_parameters()}}
+        grads[name] = {
+            "logits": logits,
+            **{k: g.copy() for k, _, g in model.named_parameters()},
+        }
     for key, want in grads["numpy"].items():
-        np.testing.assert_allclose(grads["tiny"][key], want, rtol=1e-4, atol=1e-5 * np.abs(want).max(), err_msg=key)
+        np.testing.assert_allclose(
+            grads["tiny"][key],
+            want,
+            rtol=1e-4,
+            atol=1e-5 * np.abs(want).max(),
+            err_msg=key,
+        )
     # the functional level, with the same upstream gradient: conv2d_backward and linear_backward
     w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
     xc = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
     dout = rng.standard_normal((2, 3, 4, 3)).astype(np.float32)
-    for a, b in zip(F.conv2d_backward(dout, xc, w, stride=2, padding=1),
-                    F.conv2d_backward(dout, xc, w, stride=2, padding=1, gemm=blas.matmul)):
+    for a, b in zip(
+        F.conv2d_backward(dout, xc, w, stride=2, padding=1),
+        F.conv2d_backward(dout, xc, w, stride=2, padding=1, gemm=blas.matmul),
+    ):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     W = rng.standard_normal((5, 8)).astype(np.float32)
     xl = rng.standard_normal((3, 8)).astype(np.float32)
     dl = rng.standard_normal((3, 5)).astype(np.float32)
-    np.testing.assert_allclose(F.linear(xl, W, gemm=blas.matmul), F.linear(xl, W), rtol=1e-5, atol=1e-5)
-    for a, b in zip(F.linear_backward(dl, xl, W), F.linear_backward(dl, xl, W, gemm=blas.matmul)):
+    np.testing.assert_allclose(
+        F.linear(xl, W, gemm=blas.matmul), F.linear(xl, W), rtol=1e-5, atol=1e-5
+    )
+    for a, b in zip(
+        F.linear_backward(dl, xl, W), F.linear_backward(dl, xl, W, gemm=blas.matmul)
+    ):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)

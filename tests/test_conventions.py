@@ -12,10 +12,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from cnnbook import functional as F
 
 RNG = np.random.default_rng(2026)
-X2 = RNG.standard_normal((7, 9))            # one image
-W2 = RNG.standard_normal((3, 2))            # an asymmetric kernel: flips are visible
-X4 = RNG.standard_normal((2, 3, 8, 7))      # a batch, NCHW
-W4 = RNG.standard_normal((5, 3, 3, 2))      # (out, in, kH, kW)
+X2 = RNG.standard_normal((7, 9))  # one image
+W2 = RNG.standard_normal((3, 2))  # an asymmetric kernel: flips are visible
+X4 = RNG.standard_normal((2, 3, 8, 7))  # a batch, NCHW
+W4 = RNG.standard_normal((5, 3, 3, 2))  # (out, in, kH, kW)
 
 
 def conv_one(x, w, **kw):
@@ -25,13 +25,17 @@ def conv_one(x, w, **kw):
 
 # Row: "convolution" in deep learning is cross-correlation (no flip).
 def test_conv2d_is_cross_correlation():
-    np.testing.assert_allclose(conv_one(X2, W2), scipy.signal.correlate2d(X2, W2, "valid"))
+    np.testing.assert_allclose(
+        conv_one(X2, W2), scipy.signal.correlate2d(X2, W2, "valid")
+    )
     assert not np.allclose(conv_one(X2, W2), scipy.signal.convolve2d(X2, W2, "valid"))
 
 
 # Row: true convolution = cross-correlation with the kernel flipped in both axes.
 def test_true_convolution_flips_the_kernel():
-    np.testing.assert_allclose(scipy.signal.convolve2d(X2, W2, "valid"), conv_one(X2, W2[::-1, ::-1]))
+    np.testing.assert_allclose(
+        scipy.signal.convolve2d(X2, W2, "valid"), conv_one(X2, W2[::-1, ::-1])
+    )
 
 
 # Row: the 1-D names of NumPy: numpy.correlate does not flip, numpy.convolve does.
@@ -39,28 +43,41 @@ def test_numpy_correlate_and_convolve():
     x, w = X2[0], W2[:, 0]
     row = F.conv2d(x[None, None, None], w[None, None, None])[0, 0, 0]
     np.testing.assert_allclose(row, np.correlate(x, w, "valid"))
-    np.testing.assert_allclose(F.conv2d(x[None, None, None], w[None, None, None, ::-1])[0, 0, 0],
-                               np.convolve(x, w, "valid"))
+    np.testing.assert_allclose(
+        F.conv2d(x[None, None, None], w[None, None, None, ::-1])[0, 0, 0],
+        np.convolve(x, w, "valid"),
+    )
 
 
 # Row: torch.nn.functional.conv2d computes the same cross-correlation (with stride, padding, dilation).
 def test_torch_conv2d_is_the_same_function():
     torch = pytest.importorskip("torch")
     for stride, padding, dilation in [(1, 0, 1), (2, 1, 1), ((1, 2), (2, 0), (2, 1))]:
-        ref = torch.nn.functional.conv2d(torch.from_numpy(X4), torch.from_numpy(W4), stride=stride,
-                                         padding=padding, dilation=dilation).numpy()
-        np.testing.assert_allclose(F.conv2d(X4, W4, None, stride, padding, dilation), ref, atol=1e-12)
+        ref = torch.nn.functional.conv2d(
+            torch.from_numpy(X4),
+            torch.from_numpy(W4),
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+        ).numpy()
+        np.testing.assert_allclose(
+            F.conv2d(X4, W4, None, stride, padding, dilation), ref, atol=1e-12
+        )
 
 
 # Row: NCHW (PyTorch, cnnbook) vs NHWC (TensorFlow's default): the same numbers, transposed;
 # TensorFlow's kernels are (kH, kW, in, out).
 def test_nhwc_is_a_transpose_of_nchw():
-    x_nhwc = X4.transpose(0, 2, 3, 1)                 # (N, H, W, C)
-    w_hwio = W4.transpose(2, 3, 1, 0)                 # (kH, kW, C_in, C_out)
+    x_nhwc = X4.transpose(0, 2, 3, 1)  # (N, H, W, C)
+    w_hwio = W4.transpose(2, 3, 1, 0)  # (kH, kW, C_in, C_out)
     kh, kw = w_hwio.shape[:2]
-    windows = sliding_window_view(x_nhwc, (kh, kw), axis=(1, 2))   # (N, Ho, Wo, C, kH, kW)
+    windows = sliding_window_view(
+        x_nhwc, (kh, kw), axis=(1, 2)
+    )  # (N, Ho, Wo, C, kH, kW)
     out_nhwc = np.einsum("nhwcij,ijcf->nhwf", windows, w_hwio)
-    np.testing.assert_allclose(out_nhwc, F.conv2d(X4, W4).transpose(0, 2, 3, 1), atol=1e-12)
+    np.testing.assert_allclose(
+        out_nhwc, F.conv2d(X4, W4).transpose(0, 2, 3, 1), atol=1e-12
+    )
 
 
 # Row: weight layout (out_channels, in_channels, kH, kW): w[f, c] is the kernel that output
@@ -70,7 +87,9 @@ def test_weight_layout_out_in_kh_kw():
     w[4, 1] = W4[4, 1]
     out = F.conv2d(X4, w)
     for n in range(X4.shape[0]):
-        np.testing.assert_allclose(out[n, 4], scipy.signal.correlate2d(X4[n, 1], W4[4, 1], "valid"))
+        np.testing.assert_allclose(
+            out[n, 4], scipy.signal.correlate2d(X4[n, 1], W4[4, 1], "valid")
+        )
     assert not out[:, :4].any()
 
 
@@ -84,7 +103,9 @@ def test_weight_layout_matches_torch_conv2d_module():
 @pytest.mark.parametrize("k, d", [(1, 1), (3, 1), (5, 1), (7, 1), (3, 2), (5, 3)])
 def test_same_padding_odd_kernel_is_symmetric(k, d):
     w = np.ones((1, 3, k, k))
-    assert F.conv2d(X4, w, padding=d * (k - 1) // 2, dilation=d).shape[2:] == X4.shape[2:]
+    assert (
+        F.conv2d(X4, w, padding=d * (k - 1) // 2, dilation=d).shape[2:] == X4.shape[2:]
+    )
 
 
 # Row: "same" padding, even kernel: the total d(k-1) is odd, the extra zero goes after
@@ -105,9 +126,14 @@ def test_same_padding_even_kernel_extra_after(k):
 def test_same_padding_even_kernel_matches_torch():
     torch = pytest.importorskip("torch")
     w = RNG.standard_normal((4, 4))
-    ref = torch.nn.functional.conv2d(torch.from_numpy(X2)[None, None], torch.from_numpy(w)[None, None],
-                                     padding="same").numpy()[0, 0]
-    np.testing.assert_allclose(conv_one(np.pad(X2, ((1, 2), (1, 2))), w), ref, atol=1e-12)
+    ref = torch.nn.functional.conv2d(
+        torch.from_numpy(X2)[None, None],
+        torch.from_numpy(w)[None, None],
+        padding="same",
+    ).numpy()[0, 0]
+    np.testing.assert_allclose(
+        conv_one(np.pad(X2, ((1, 2), (1, 2))), w), ref, atol=1e-12
+    )
 
 
 # Row: a stride that does not divide evenly drops the last rows/columns: they never reach the output.
@@ -115,8 +141,8 @@ def test_stride_drops_the_last_rows():
     x = RNG.standard_normal((1, 1, 8, 8))
     w = RNG.standard_normal((1, 1, 3, 3))
     out = F.conv2d(x, w, stride=2)
-    assert out.shape == (1, 1, 3, 3)                  # floor((8 - 3) / 2) + 1 = 3
+    assert out.shape == (1, 1, 3, 3)  # floor((8 - 3) / 2) + 1 = 3
     changed = x.copy()
-    changed[..., 7, :] = 1e6                          # the last row ...
-    changed[..., :, 7] = -1e6                         # ... and the last column
+    changed[..., 7, :] = 1e6  # the last row ...
+    changed[..., :, 7] = -1e6  # ... and the last column
     np.testing.assert_array_equal(F.conv2d(changed, w, stride=2), out)

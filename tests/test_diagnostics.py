@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from cnnbook import diagnostics
-from cnnbook.diagnostics import (PhaseTimer, count_subnormal, flush_subnormal, growth, plot_profile,
-                                 subnormal_fraction)
+from cnnbook.diagnostics import (
+    PhaseTimer,
+    count_subnormal,
+    flush_subnormal,
+    growth,
+    plot_profile,
+    subnormal_fraction,
+)
 from cnnbook.models import seed_cnn
 from cnnbook.optim import SGD
 from cnnbook.train import fit
@@ -116,13 +122,16 @@ def test_plot_profile_accepts_a_timer_and_a_history_dict():
         timer.end_epoch()
     ax = plot_profile(timer)
     assert len(ax.lines) == 2
-    ax = plot_profile({"forward_time": [1, 2], "backward_time": [2, 3], "traced_mb": [1, 1]})
+    ax = plot_profile(
+        {"forward_time": [1, 2], "backward_time": [2, 3], "traced_mb": [1, 1]}
+    )
     assert ax.get_xlabel() == "epoch"
     with pytest.raises(ValueError, match="forward/backward"):
         plot_profile({"loss": [1, 2]})
 
 
 # --- the regression guard -------------------------------------------------------------------------
+
 
 def _train_and_measure(augment=None, epochs=6):
     """Train a small seed model; return (traced MiB growth, live-object growth) after warm-up."""
@@ -141,8 +150,16 @@ def _train_and_measure(augment=None, epochs=6):
 
     timer = CountingTimer(track_memory=True)
     try:
-        history = fit(model, X, y, optimizer=optimizer, epochs=epochs, batch_size=32, augment=augment,
-                      timer=timer)
+        history = fit(
+            model,
+            X,
+            y,
+            optimizer=optimizer,
+            epochs=epochs,
+            batch_size=32,
+            augment=augment,
+            timer=timer,
+        )
     finally:
         timer.close()
     assert len(timer.history["backward"]) == history.epochs == epochs
@@ -153,8 +170,12 @@ def _train_and_measure(augment=None, epochs=6):
 
 def test_training_keeps_memory_and_live_objects_flat():
     memory_growth, object_growth = _train_and_measure()
-    assert memory_growth < 0.25, f"traced memory grew by {memory_growth:.2f} MiB over 4 epochs"
-    assert object_growth < 100, f"{object_growth} more live Python objects after 4 epochs"
+    assert memory_growth < 0.25, (
+        f"traced memory grew by {memory_growth:.2f} MiB over 4 epochs"
+    )
+    assert object_growth < 100, (
+        f"{object_growth} more live Python objects after 4 epochs"
+    )
 
 
 def test_the_guard_catches_a_planted_leak():

@@ -4,12 +4,20 @@ import numpy as np
 import pytest
 
 from cnnbook import exercises
-from cnnbook.exercises import check_derivative_kernel, check_moving_average, check_valid_length
+from cnnbook.exercises import (
+    check_derivative_kernel,
+    check_moving_average,
+    check_valid_length,
+)
 from cnnbook.signal import box, conv1d, output_length
 
 
 def test_checkers_are_exported():
-    for name in ["check_moving_average", "check_valid_length", "check_derivative_kernel"]:
+    for name in [
+        "check_moving_average",
+        "check_valid_length",
+        "check_derivative_kernel",
+    ]:
         assert name in exercises.__all__
 
 
@@ -34,10 +42,24 @@ def test_moving_average_accepts_correct(solution):
 @pytest.mark.parametrize(
     "wrong, complaint",
     [
-        (lambda x, k: np.convolve(x, np.ones(k) / k, "same"), "wrong shape"),  # padded edges
-        (lambda x, k: np.convolve(x, np.ones(k), "valid"), "wrong values"),  # forgot to divide
-        (lambda x, k: np.array([x[i : i + k].mean() for i in range(len(x) - k)]), "wrong shape"),  # off by one
-        (lambda x, k: np.array([x[i : i + k].sum() // k for i in range(len(x) - k + 1)]), "wrong values"),
+        (
+            lambda x, k: np.convolve(x, np.ones(k) / k, "same"),
+            "wrong shape",
+        ),  # padded edges
+        (
+            lambda x, k: np.convolve(x, np.ones(k), "valid"),
+            "wrong values",
+        ),  # forgot to divide
+        (
+            lambda x, k: np.array([x[i : i + k].mean() for i in range(len(x) - k)]),
+            "wrong shape",
+        ),  # off by one
+        (
+            lambda x, k: np.array(
+                [x[i : i + k].sum() // k for i in range(len(x) - k + 1)]
+            ),
+            "wrong values",
+        ),
         (lambda x, k: None, "returned None"),
     ],
 )
@@ -62,7 +84,9 @@ def test_not_implemented_message():
 def test_valid_length_accepts_correct():
     assert check_valid_length(lambda n, k: abs(n - k) + 1)
     assert check_valid_length(lambda n, k: output_length(n, k, "valid"))
-    assert check_valid_length(lambda n, k: len(np.convolve(np.ones(n), np.ones(k), "valid")))
+    assert check_valid_length(
+        lambda n, k: len(np.convolve(np.ones(n), np.ones(k), "valid"))
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,7 +95,10 @@ def test_valid_length_accepts_correct():
         (lambda n, k: n - k, "expected the integer 8, got 7"),
         (lambda n, k: n + k - 1, "expected the integer 8, got 12"),
         (lambda n, k: n - k + 1, "got -6"),  # forgets that a longer kernel swaps roles
-        (lambda n, k: float(abs(n - k) + 1), "expected the integer 8"),  # a float is not a length
+        (
+            lambda n, k: float(abs(n - k) + 1),
+            "expected the integer 8",
+        ),  # a float is not a length
     ],
 )
 def test_valid_length_rejects_wrong(wrong, complaint):
@@ -98,10 +125,19 @@ def test_derivative_kernel_accepts_correct():
 @pytest.mark.parametrize(
     "wrong, complaint",
     [
-        (lambda h: np.array([-1.0, 0.0, 1.0]) / (2 * h), "cross-correlation kernel"),  # not flipped
-        (lambda h: np.array([1.0, 0.0, -1.0]) / 2, "check 2 of 3"),  # forgot the spacing h
+        (
+            lambda h: np.array([-1.0, 0.0, 1.0]) / (2 * h),
+            "cross-correlation kernel",
+        ),  # not flipped
+        (
+            lambda h: np.array([1.0, 0.0, -1.0]) / 2,
+            "check 2 of 3",
+        ),  # forgot the spacing h
         (lambda h: np.array([1.0, 0.0, -1.0]) / h, "wrong values"),  # forgot the 2
-        (lambda h: np.array([1.0, -1.0]) / h, "wrong shape"),  # forward difference, 2 taps
+        (
+            lambda h: np.array([1.0, -1.0]) / h,
+            "wrong shape",
+        ),  # forward difference, 2 taps
     ],
 )
 def test_derivative_kernel_rejects_wrong(wrong, complaint):

@@ -5,7 +5,11 @@ import pytest
 
 from cnnbook import exercises
 from cnnbook import fft as F
-from cnnbook.exercises import check_circular_conv, check_ifft_via_fft, check_padded_length
+from cnnbook.exercises import (
+    check_circular_conv,
+    check_ifft_via_fft,
+    check_padded_length,
+)
 
 
 def test_checkers_are_exported():
@@ -15,9 +19,12 @@ def test_checkers_are_exported():
 
 # --------------------------------------------------------------------------- circular convolution
 
+
 def circular_loops(x, w):
     n = len(x)
-    return np.array([sum(x[(i - j) % n] * w[j] for j in range(len(w))) for i in range(n)])
+    return np.array(
+        [sum(x[(i - j) % n] * w[j] for j in range(len(w))) for i in range(n)]
+    )
 
 
 def circular_fft(x, w):
@@ -34,18 +41,28 @@ def test_circular_conv_accepts_correct(solution):
     assert result and "passed all 5 checks" in repr(result)
 
 
-@pytest.mark.parametrize("wrong, complaint", [
-    (lambda x, w: np.convolve(x, w)[: len(x)], "wrong values"),  # linear: no wrap-around
-    (lambda x, w: np.convolve(x, w), "wrong shape"),  # the full linear convolution
-    (lambda x, w: sum(w[j] * np.roll(x, -j) for j in range(len(w))), "wrong values"),  # no flip
-    (lambda x, w: np.convolve(x, w, "same"), "wrong values"),
-])
+@pytest.mark.parametrize(
+    "wrong, complaint",
+    [
+        (
+            lambda x, w: np.convolve(x, w)[: len(x)],
+            "wrong values",
+        ),  # linear: no wrap-around
+        (lambda x, w: np.convolve(x, w), "wrong shape"),  # the full linear convolution
+        (
+            lambda x, w: sum(w[j] * np.roll(x, -j) for j in range(len(w))),
+            "wrong values",
+        ),  # no flip
+        (lambda x, w: np.convolve(x, w, "same"), "wrong values"),
+    ],
+)
 def test_circular_conv_rejects_wrong(wrong, complaint):
     result = check_circular_conv(wrong)
     assert not result and complaint in repr(result)
 
 
 # --------------------------------------------------------------------------- padded length
+
 
 def padded_bits(n, k):
     return 1 << (n + k - 2).bit_length()
@@ -64,18 +81,31 @@ def test_padded_length_accepts_correct(solution):
     assert result and "passed all 7 checks" in repr(result)
 
 
-@pytest.mark.parametrize("wrong, complaint", [
-    (lambda n, k: 1 << (max(n, k) - 1).bit_length(), "expected the integer"),  # wraps around
-    (lambda n, k: 1 << (n + k - 1).bit_length(), "expected the integer"),  # off by one: too long
-    (lambda n, k: n + k - 1, "expected the integer"),  # right length, not a power of two
-    (lambda n, k: float(padded_loop(n, k)), "expected the integer"),
-])
+@pytest.mark.parametrize(
+    "wrong, complaint",
+    [
+        (
+            lambda n, k: 1 << (max(n, k) - 1).bit_length(),
+            "expected the integer",
+        ),  # wraps around
+        (
+            lambda n, k: 1 << (n + k - 1).bit_length(),
+            "expected the integer",
+        ),  # off by one: too long
+        (
+            lambda n, k: n + k - 1,
+            "expected the integer",
+        ),  # right length, not a power of two
+        (lambda n, k: float(padded_loop(n, k)), "expected the integer"),
+    ],
+)
 def test_padded_length_rejects_wrong(wrong, complaint):
     result = check_padded_length(wrong)
     assert not result and complaint in repr(result)
 
 
 # --------------------------------------------------------------------------- inverse via forward
+
 
 def ifft_conj(X):
     return np.conj(F.fft(np.conj(X))) / len(X)
@@ -93,12 +123,18 @@ def test_ifft_via_fft_accepts_correct(solution):
     assert result and "passed all 6 checks" in repr(result)
 
 
-@pytest.mark.parametrize("wrong, complaint", [
-    (lambda X: np.conj(F.fft(np.conj(X))), "wrong values"),  # forgot 1/N
-    (lambda X: F.fft(X) / len(X), "wrong values"),  # forgot the conjugates
-    (lambda X: F.fft(np.conj(X)) / len(X), "wrong values"),  # forgot the outer conjugate
-    (lambda X: F.fft(X)[: len(X) // 2], "wrong shape"),
-])
+@pytest.mark.parametrize(
+    "wrong, complaint",
+    [
+        (lambda X: np.conj(F.fft(np.conj(X))), "wrong values"),  # forgot 1/N
+        (lambda X: F.fft(X) / len(X), "wrong values"),  # forgot the conjugates
+        (
+            lambda X: F.fft(np.conj(X)) / len(X),
+            "wrong values",
+        ),  # forgot the outer conjugate
+        (lambda X: F.fft(X)[: len(X) // 2], "wrong shape"),
+    ],
+)
 def test_ifft_via_fft_rejects_wrong(wrong, complaint):
     result = check_ifft_via_fft(wrong)
     assert not result and complaint in repr(result)

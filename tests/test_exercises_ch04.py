@@ -5,37 +5,64 @@ import pytest
 
 from cnnbook.exercises import check_max_pool_single, check_pool_output_shape, check_relu
 
-
 # --- pool_output_shape --------------------------------------------------------------------------
+
 
 def shape_right(shape, kernel_size, stride=None, padding=0):
     n, c, h, w = shape
     s = kernel_size if stride is None else stride
-    return (n, c, (h + 2 * padding - kernel_size) // s + 1, (w + 2 * padding - kernel_size) // s + 1)
+    return (
+        n,
+        c,
+        (h + 2 * padding - kernel_size) // s + 1,
+        (w + 2 * padding - kernel_size) // s + 1,
+    )
 
 
 def shape_stride_one(shape, kernel_size, stride=None, padding=0):
     n, c, h, w = shape
-    s = 1 if stride is None else stride  # forgets PyTorch's default stride = kernel size
-    return (n, c, (h + 2 * padding - kernel_size) // s + 1, (w + 2 * padding - kernel_size) // s + 1)
+    s = (
+        1 if stride is None else stride
+    )  # forgets PyTorch's default stride = kernel size
+    return (
+        n,
+        c,
+        (h + 2 * padding - kernel_size) // s + 1,
+        (w + 2 * padding - kernel_size) // s + 1,
+    )
 
 
 def shape_one_sided_padding(shape, kernel_size, stride=None, padding=0):
     n, c, h, w = shape
     s = kernel_size if stride is None else stride
-    return (n, c, (h + padding - kernel_size) // s + 1, (w + padding - kernel_size) // s + 1)
+    return (
+        n,
+        c,
+        (h + padding - kernel_size) // s + 1,
+        (w + padding - kernel_size) // s + 1,
+    )
 
 
 def shape_ceil(shape, kernel_size, stride=None, padding=0):
     n, c, h, w = shape
     s = kernel_size if stride is None else stride
-    return (n, c, -(-(h + 2 * padding - kernel_size) // s) + 1, -(-(w + 2 * padding - kernel_size) // s) + 1)
+    return (
+        n,
+        c,
+        -(-(h + 2 * padding - kernel_size) // s) + 1,
+        -(-(w + 2 * padding - kernel_size) // s) + 1,
+    )
 
 
 def shape_true_division(shape, kernel_size, stride=None, padding=0):
     n, c, h, w = shape
     s = kernel_size if stride is None else stride
-    return (n, c, (h + 2 * padding - kernel_size) / s + 1, (w + 2 * padding - kernel_size) / s + 1)
+    return (
+        n,
+        c,
+        (h + 2 * padding - kernel_size) / s + 1,
+        (w + 2 * padding - kernel_size) / s + 1,
+    )
 
 
 def test_pool_output_shape_accepts_correct():
@@ -44,7 +71,10 @@ def test_pool_output_shape_accepts_correct():
     assert result.message.startswith("✓")
 
 
-@pytest.mark.parametrize("wrong", [shape_stride_one, shape_one_sided_padding, shape_ceil, shape_true_division])
+@pytest.mark.parametrize(
+    "wrong",
+    [shape_stride_one, shape_one_sided_padding, shape_ceil, shape_true_division],
+)
 def test_pool_output_shape_rejects(wrong):
     result = check_pool_output_shape(wrong)
     assert not result
@@ -52,6 +82,7 @@ def test_pool_output_shape_rejects(wrong):
 
 
 # --- max_pool_single ----------------------------------------------------------------------------
+
 
 def pool_loops(x, k, stride):
     h, w = x.shape
@@ -68,15 +99,23 @@ def pool_loops(x, k, stride):
 def pool_views(x, k, stride):
     h, w = x.shape
     ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    views = [x[di:di + stride * (ho - 1) + 1:stride, dj:dj + stride * (wo - 1) + 1:stride]
-             for di in range(k) for dj in range(k)]
+    views = [
+        x[
+            di : di + stride * (ho - 1) + 1 : stride,
+            dj : dj + stride * (wo - 1) + 1 : stride,
+        ]
+        for di in range(k)
+        for dj in range(k)
+    ]
     return np.maximum.reduce(views)
 
 
 def pool_zero_start(x, k, stride):
     h, w = x.shape
     ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    out = np.zeros((ho, wo))  # a running maximum that starts at 0: wrong for negative windows
+    out = np.zeros(
+        (ho, wo)
+    )  # a running maximum that starts at 0: wrong for negative windows
     for i in range(ho):
         for j in range(wo):
             for di in range(k):
@@ -97,8 +136,15 @@ def pool_reshape(x, k, stride):
 def pool_mean(x, k, stride):
     h, w = x.shape
     ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    return np.array([[x[i * stride:i * stride + k, j * stride:j * stride + k].mean() for j in range(wo)]
-                     for i in range(ho)])
+    return np.array(
+        [
+            [
+                x[i * stride : i * stride + k, j * stride : j * stride + k].mean()
+                for j in range(wo)
+            ]
+            for i in range(ho)
+        ]
+    )
 
 
 @pytest.mark.parametrize("right", [pool_loops, pool_views])
@@ -107,7 +153,9 @@ def test_max_pool_single_accepts_correct(right):
     assert result, result.message
 
 
-@pytest.mark.parametrize("wrong", [pool_zero_start, pool_ignores_stride, pool_reshape, pool_mean])
+@pytest.mark.parametrize(
+    "wrong", [pool_zero_start, pool_ignores_stride, pool_reshape, pool_mean]
+)
 def test_max_pool_single_rejects(wrong):
     result = check_max_pool_single(wrong)
     assert not result
@@ -119,6 +167,7 @@ def test_max_pool_single_hint_for_zero_start():
 
 
 # --- relu ---------------------------------------------------------------------------------------
+
 
 def relu_right(x):
     return np.maximum(x, 0)

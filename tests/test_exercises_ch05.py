@@ -5,8 +5,8 @@ import pytest
 
 from cnnbook.exercises import check_cross_entropy, check_linear_size, check_softmax
 
-
 # --- softmax ------------------------------------------------------------------------------------
+
 
 def softmax_right(z):
     e = np.exp(z - z.max(axis=-1, keepdims=True))
@@ -19,12 +19,16 @@ def softmax_naive(z):
 
 
 def softmax_global_max(z):
-    e = np.exp(z - z.max())  # one maximum for the whole batch: some rows underflow to 0/0
+    e = np.exp(
+        z - z.max()
+    )  # one maximum for the whole batch: some rows underflow to 0/0
     return e / e.sum(axis=-1, keepdims=True)
 
 
 def softmax_no_keepdims(z):
-    e = np.exp(z - z.max(axis=-1))  # broadcasts along the wrong axis (silently, for square z)
+    e = np.exp(
+        z - z.max(axis=-1)
+    )  # broadcasts along the wrong axis (silently, for square z)
     return e / e.sum(axis=-1, keepdims=True)
 
 
@@ -39,7 +43,10 @@ def test_softmax_accepts_correct(right):
     assert result, result.message
 
 
-@pytest.mark.parametrize("wrong", [softmax_naive, softmax_global_max, softmax_no_keepdims, softmax_wrong_axis])
+@pytest.mark.parametrize(
+    "wrong",
+    [softmax_naive, softmax_global_max, softmax_no_keepdims, softmax_wrong_axis],
+)
 def test_softmax_rejects(wrong):
     with np.errstate(all="ignore"):
         result = check_softmax(wrong)
@@ -48,6 +55,7 @@ def test_softmax_rejects(wrong):
 
 
 # --- cross_entropy ------------------------------------------------------------------------------
+
 
 def ce_right(logits, targets):
     m = logits.max(axis=-1, keepdims=True)
@@ -86,7 +94,9 @@ def test_cross_entropy_accepts_correct(right):
     assert result, result.message
 
 
-@pytest.mark.parametrize("wrong", [ce_log_of_softmax, ce_sum, ce_wrong_index, ce_forgets_logsumexp])
+@pytest.mark.parametrize(
+    "wrong", [ce_log_of_softmax, ce_sum, ce_wrong_index, ce_forgets_logsumexp]
+)
 def test_cross_entropy_rejects(wrong):
     with np.errstate(all="ignore"):
         result = check_cross_entropy(wrong)
@@ -95,6 +105,7 @@ def test_cross_entropy_rejects(wrong):
 
 
 # --- linear_size --------------------------------------------------------------------------------
+
 
 def size_right(feature_shape, out_features, bias=True):
     c, h, w = feature_shape
@@ -129,7 +140,9 @@ def test_linear_size_accepts_correct():
     assert result, result.message
 
 
-@pytest.mark.parametrize("wrong", [size_forgets_bias, size_forgets_channels, size_bias_per_input, size_float])
+@pytest.mark.parametrize(
+    "wrong", [size_forgets_bias, size_forgets_channels, size_bias_per_input, size_float]
+)
 def test_linear_size_rejects(wrong):
     result = check_linear_size(wrong)
     assert not result

@@ -50,7 +50,11 @@ def linear_db_mean(dout, x, W):
 
 
 def linear_dx_wrong(dout, x, W):
-    return dout @ W.T if W.shape[0] == W.shape[1] else np.zeros_like(x), dout.T @ x, dout.sum(axis=0)
+    return (
+        dout @ W.T if W.shape[0] == W.shape[1] else np.zeros_like(x),
+        dout.T @ x,
+        dout.sum(axis=0),
+    )
 
 
 def linear_two_outputs(dout, x, W):
@@ -59,7 +63,12 @@ def linear_two_outputs(dout, x, W):
 
 def test_linear_checker():
     assert ch06.check_linear_backward(linear_ok)
-    for wrong in (linear_dw_transposed, linear_db_mean, linear_dx_wrong, linear_two_outputs):
+    for wrong in (
+        linear_dw_transposed,
+        linear_db_mean,
+        linear_dx_wrong,
+        linear_two_outputs,
+    ):
         assert not ch06.check_linear_backward(wrong)
     assert "wrong shape" in repr(ch06.check_linear_backward(linear_dw_transposed))
 
@@ -68,10 +77,12 @@ def conv_fixed(dout, x, w, padding=0):
     """The intended fix: dw is a plain cross-correlation (no flip)."""
     k_h, k_w = w.shape[2:]
     xp = ch06._pad(x, padding, padding)
-    dw = ch06._correlate(xp.transpose(1, 0, 2, 3), dout.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    dw = ch06._correlate(
+        xp.transpose(1, 0, 2, 3), dout.transpose(1, 0, 2, 3)
+    ).transpose(1, 0, 2, 3)
     w_rot = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     dxp = ch06._correlate(ch06._pad(dout, k_h - 1, k_w - 1), w_rot)
-    dx = dxp[:, :, padding:dxp.shape[2] - padding, padding:dxp.shape[3] - padding]
+    dx = dxp[:, :, padding : dxp.shape[2] - padding, padding : dxp.shape[3] - padding]
     return dx, dw, dout.sum(axis=(0, 2, 3))
 
 
@@ -79,13 +90,19 @@ def conv_no_flip(dout, x, w, padding=0):
     dx, dw, db = conv_fixed(dout, x, w, padding)
     k_h, k_w = w.shape[2:]
     dxp = ch06._correlate(ch06._pad(dout, k_h - 1, k_w - 1), w.transpose(1, 0, 2, 3))
-    return dxp[:, :, padding:dxp.shape[2] - padding, padding:dxp.shape[3] - padding], dw, db
+    return (
+        dxp[:, :, padding : dxp.shape[2] - padding, padding : dxp.shape[3] - padding],
+        dw,
+        db,
+    )
 
 
 def conv_no_crop(dout, x, w, padding=0):
     dx, dw, db = conv_fixed(dout, x, w, 0)
     k_h, k_w = w.shape[2:]
-    dx = ch06._correlate(ch06._pad(dout, k_h - 1, k_w - 1), w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    dx = ch06._correlate(
+        ch06._pad(dout, k_h - 1, k_w - 1), w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    )
     return dx, conv_fixed(dout, x, w, padding)[1], db
 
 
@@ -96,9 +113,16 @@ def conv_db_mean(dout, x, w, padding=0):
 
 def test_conv_checker_accepts_the_fix_and_rejects_the_bug():
     assert ch06.check_conv2d_backward(conv_fixed)
-    for wrong in (ch06.conv2d_backward_with_bug, conv_no_flip, conv_no_crop, conv_db_mean):
+    for wrong in (
+        ch06.conv2d_backward_with_bug,
+        conv_no_flip,
+        conv_no_crop,
+        conv_db_mean,
+    ):
         assert not ch06.check_conv2d_backward(wrong)
-    assert "item 1" in repr(ch06.check_conv2d_backward(ch06.conv2d_backward_with_bug))  # dw
+    assert "item 1" in repr(
+        ch06.check_conv2d_backward(ch06.conv2d_backward_with_bug)
+    )  # dw
 
 
 @pytest.mark.parametrize("padding", [0, 1, 2])
@@ -108,8 +132,10 @@ def test_conv_reference_matches_the_package(padding):
     x = rng.standard_normal((2, 3, 6, 5))
     w = rng.standard_normal((4, 3, 3, 2))
     dout = rng.standard_normal(F.conv2d(x, w, padding=padding).shape)
-    for mine, package in zip(ch06._conv_reference(dout, x, w, padding),
-                             F.conv2d_backward(dout, x, w, padding=padding)):
+    for mine, package in zip(
+        ch06._conv_reference(dout, x, w, padding),
+        F.conv2d_backward(dout, x, w, padding=padding),
+    ):
         np.testing.assert_allclose(mine, package, rtol=1e-10, atol=1e-12)
 
 

@@ -12,7 +12,9 @@ def shift_add(x, w, b, padding):
     out = np.zeros((x.shape[0], f, ho, wo)) + b[None, :, None, None]
     for i in range(kh):
         for j in range(kw):
-            out += np.einsum("fc,nchw->nfhw", w[:, :, i, j], xp[:, :, i:i + ho, j:j + wo])
+            out += np.einsum(
+                "fc,nchw->nfhw", w[:, :, i, j], xp[:, :, i : i + ho, j : j + wo]
+            )
     return out
 
 

@@ -8,7 +8,11 @@ from cnnbook.exercises import check_count_subnormal, check_running_mean
 def test_count_subnormal_accepts_a_correct_solution():
     def count_subnormal(x):
         magnitude = np.abs(x)
-        return int(np.count_nonzero((magnitude > 0) & (magnitude < np.finfo(x.dtype).smallest_normal)))
+        return int(
+            np.count_nonzero(
+                (magnitude > 0) & (magnitude < np.finfo(x.dtype).smallest_normal)
+            )
+        )
 
     assert check_count_subnormal(count_subnormal)
 
@@ -24,7 +28,11 @@ def test_count_subnormal_rejects_counting_zeros():
 def test_count_subnormal_rejects_the_float64_limit_for_every_dtype():
     def one_limit(x):
         magnitude = np.abs(x)
-        return int(np.count_nonzero((magnitude > 0) & (magnitude < np.finfo(np.float64).smallest_normal)))
+        return int(
+            np.count_nonzero(
+                (magnitude > 0) & (magnitude < np.finfo(np.float64).smallest_normal)
+            )
+        )
 
     assert not check_count_subnormal(one_limit)
 

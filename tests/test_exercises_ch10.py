@@ -71,12 +71,20 @@ def test_matmul_ikj():
 
 def test_gemm_flops():
     assert check_gemm_flops(lambda m, n, k: 2 * m * n * k)
-    for wrong in (lambda m, n, k: m * n * k, lambda m, n, k: m * n * (2 * k - 1), lambda m, n, k: 2 * m ** 3,
-                  lambda m, n, k: 2.0 * m * n * k + m * n):
+    for wrong in (
+        lambda m, n, k: m * n * k,
+        lambda m, n, k: m * n * (2 * k - 1),
+        lambda m, n, k: 2 * m**3,
+        lambda m, n, k: 2.0 * m * n * k + m * n,
+    ):
         assert not check_gemm_flops(wrong)
 
 
 def test_tile_intensity():
     assert check_tile_intensity(lambda mr, nr: 2 * mr * nr / (mr + nr))
-    for wrong in (lambda mr, nr: mr * nr / (mr + nr), lambda mr, nr: 2.0, lambda mr, nr: 2 * mr * nr / (mr * nr + mr + nr)):
+    for wrong in (
+        lambda mr, nr: mr * nr / (mr + nr),
+        lambda mr, nr: 2.0,
+        lambda mr, nr: 2 * mr * nr / (mr * nr + mr + nr),
+    ):
         assert not check_tile_intensity(wrong)

@@ -4,7 +4,9 @@ import pytest
 
 import cnnbook.exercises as exercises
 
-CHECKERS = [getattr(exercises, name) for name in exercises.__all__ if name.startswith("check_")]
+CHECKERS = [
+    getattr(exercises, name) for name in exercises.__all__ if name.startswith("check_")
+]
 
 
 def test_every_chapter_module_exports_its_checkers():

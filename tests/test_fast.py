@@ -79,9 +79,18 @@ def test_fft_rung_equal_naive(case):
         with pytest.raises(ValueError, match="stride 1 and dilation 1"):
             fast.conv2d_fft(x, w, b, s, p, d)
         return
-    np.testing.assert_allclose(fast.conv2d_fft(x, w, b, s, p, d), case["out"], rtol=0, atol=1e-10)
-    _assert_grads(fast.conv2d_fft_backward(case["dout"], x, w, s, p, d), case["grads"], rtol=0, atol=1e-10)
-    out32 = fast.conv2d_fft(x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), s, p, d)
+    np.testing.assert_allclose(
+        fast.conv2d_fft(x, w, b, s, p, d), case["out"], rtol=0, atol=1e-10
+    )
+    _assert_grads(
+        fast.conv2d_fft_backward(case["dout"], x, w, s, p, d),
+        case["grads"],
+        rtol=0,
+        atol=1e-10,
+    )
+    out32 = fast.conv2d_fft(
+        x.astype(np.float32), w.astype(np.float32), b.astype(np.float32), s, p, d
+    )
     assert out32.dtype == np.float32
     np.testing.assert_allclose(out32, case["out"], **F32_TOL)
 
@@ -91,7 +100,9 @@ def test_fft_rung_matches_chapter_2_fft_conv2d():
     fft = pytest.importorskip("cnnbook.fft")
     x, w, _ = _problem((1, 1, 9, 7), (1, 1, 3, 3), np.float64)
     expected = fft.fft_conv2d(x[0, 0], w[0, 0, ::-1, ::-1], mode="valid")
-    np.testing.assert_allclose(fast.conv2d_fft(x, w)[0, 0], expected, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.conv2d_fft(x, w)[0, 0], expected, rtol=0, atol=1e-12
+    )
 
 
 def _strided_joined(kernel, geometry):
@@ -101,7 +112,9 @@ def _strided_joined(kernel, geometry):
         with pytest.raises(ValueError, match="stride 1 only"):
             fast.conv2d(x, w, stride=geometry[0], kernel="joined")
         with pytest.raises(ValueError, match="stride 1 only"):
-            fast.conv2d_backward(np.zeros((1, 1, 2, 2)), x, w, stride=2, kernel="joined")
+            fast.conv2d_backward(
+                np.zeros((1, 1, 2, 2)), x, w, stride=2, kernel="joined"
+            )
         return True
     return False
 
@@ -117,8 +130,12 @@ def test_compiled_kernels_equal_naive_float64(case, kernel):
     out = fast.conv2d(x, w, b, *geo, kernel=kernel)
     assert out.dtype == np.float64 and out.shape == case["out"].shape
     np.testing.assert_allclose(out, case["out"], rtol=0, atol=1e-10)
-    _assert_grads(fast.conv2d_backward(case["dout"], x, w, *geo, kernel=kernel), case["grads"],
-                  rtol=0, atol=1e-10)
+    _assert_grads(
+        fast.conv2d_backward(case["dout"], x, w, *geo, kernel=kernel),
+        case["grads"],
+        rtol=0,
+        atol=1e-10,
+    )
 
 
 @pytest.mark.parametrize("kernel", COMPILED)
@@ -129,16 +146,22 @@ def test_compiled_kernels_equal_naive_float32(case, kernel):
     out = fast.conv2d(x, w, b, *case["geometry"], kernel=kernel)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out, case["out"], **F32_TOL)
-    grads = fast.conv2d_backward(case["dout"].astype(np.float32), x, w, *case["geometry"], kernel=kernel)
+    grads = fast.conv2d_backward(
+        case["dout"].astype(np.float32), x, w, *case["geometry"], kernel=kernel
+    )
     assert all(g.dtype == np.float32 for g in grads)
     _assert_grads(grads, case["grads"], **F32_TOL)
 
 
-@pytest.mark.parametrize("kernel", ["boundscheck", "raise", "signed", "flat_signed", "flat_unsigned"])
+@pytest.mark.parametrize(
+    "kernel", ["boundscheck", "raise", "signed", "flat_signed", "flat_unsigned"]
+)
 def test_safety_variants_equal_naive(case, kernel):
     """The safety-vs-speed variants are timed in float32 only, so they are compiled for float32."""
     x, w, b = (a.astype(np.float32) for a in (case["x"], case["w"], case["b"]))
-    np.testing.assert_allclose(fast.conv2d(x, w, b, *case["geometry"], kernel=kernel), case["out"], **F32_TOL)
+    np.testing.assert_allclose(
+        fast.conv2d(x, w, b, *case["geometry"], kernel=kernel), case["out"], **F32_TOL
+    )
 
 
 def test_parallel_kernels_with_two_threads(case):
@@ -158,8 +181,9 @@ def test_parallel_kernels_with_two_threads(case):
 def test_bias_none_and_no_mutation():
     x, w, _ = _problem((2, 2, 5, 5), (3, 2, 3, 3), np.float64)
     x0, w0 = x.copy(), w.copy()
-    np.testing.assert_allclose(fast.conv2d(x, w, padding=1), naive.conv2d(x, w, padding=1),
-                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        fast.conv2d(x, w, padding=1), naive.conv2d(x, w, padding=1), rtol=0, atol=1e-10
+    )
     np.testing.assert_array_equal(x, x0)
     np.testing.assert_array_equal(w, w0)
 
@@ -167,8 +191,12 @@ def test_bias_none_and_no_mutation():
 def test_non_contiguous_input():
     x, w, b = _problem((2, 3, 6, 5), (2, 3, 3, 3), np.float64)
     xt = np.asfortranarray(x)
-    np.testing.assert_allclose(fast.conv2d(xt, w, b, padding=1), naive.conv2d(x, w, b, padding=1),
-                               rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        fast.conv2d(xt, w, b, padding=1),
+        naive.conv2d(x, w, b, padding=1),
+        rtol=0,
+        atol=1e-10,
+    )
 
 
 def test_bad_inputs_are_rejected():
@@ -195,10 +223,17 @@ def test_clear_message_without_numba(monkeypatch):
     with pytest.raises(ImportError, match="pip install numba"):
         fast.conv2d(x, w)
     # the NumPy rungs do not need it
-    np.testing.assert_allclose(fast.conv2d_windows(x, w), naive.conv2d(x, w), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        fast.conv2d_windows(x, w), naive.conv2d(x, w), rtol=0, atol=1e-12
+    )
 
 
 def test_conv2d_flops():
     # 2 flops per multiply-add: N·F·Ho·Wo·C·kH·kW multiply-adds
-    assert fast.conv2d_flops((64, 1, 28, 28), (8, 1, 3, 3), padding=1) == 2 * 64 * 8 * 28 * 28 * 9
-    assert fast.conv2d_flops((1, 2, 7, 7), (3, 2, 3, 3), stride=2) == 2 * 3 * 3 * 3 * 2 * 9
+    assert (
+        fast.conv2d_flops((64, 1, 28, 28), (8, 1, 3, 3), padding=1)
+        == 2 * 64 * 8 * 28 * 28 * 9
+    )
+    assert (
+        fast.conv2d_flops((1, 2, 7, 7), (3, 2, 3, 3), stride=2) == 2 * 3 * 3 * 3 * 2 * 9
+    )

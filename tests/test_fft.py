@@ -27,17 +27,22 @@ def _assert_conv_close(got, x, w, mode, rtol):
     expected = np.convolve(x, w, mode)
     assert got.shape == expected.shape, (got.shape, expected.shape)
     err = np.max(np.abs(got.astype(np.complex128) - expected)) if got.size else 0.0
-    assert err <= rtol * _scale(x, w), f"max error {err:.3g} vs scale {_scale(x, w):.3g}"
+    assert err <= rtol * _scale(x, w), (
+        f"max error {err:.3g} vs scale {_scale(x, w):.3g}"
+    )
 
 
 # ---------------------------------------------------------------------------- DFT and FFT
+
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 17])
 def test_dft_matches_numpy(n):
     rng = np.random.default_rng(n)
     x = rng.standard_normal(n) + 1j * rng.standard_normal(n)
     np.testing.assert_allclose(F.dft(x), np.fft.fft(x), atol=1e-10)
-    np.testing.assert_allclose(F.dft_matrix(n) @ np.eye(n), np.fft.fft(np.eye(n), axis=0), atol=1e-10)
+    np.testing.assert_allclose(
+        F.dft_matrix(n) @ np.eye(n), np.fft.fft(np.eye(n), axis=0), atol=1e-10
+    )
 
 
 def test_dft_matrix_is_unitary_up_to_n():
@@ -62,9 +67,14 @@ def test_fft_rejects_other_lengths_clearly(n):
             fn(np.ones(n))
 
 
-@pytest.mark.parametrize("bad, error", [
-    (np.ones((2, 4)), ValueError), (np.array([]), ValueError), (np.array(["a", "b"]), TypeError),
-])
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (np.ones((2, 4)), ValueError),
+        (np.array([]), ValueError),
+        (np.array(["a", "b"]), TypeError),
+    ],
+)
 def test_transforms_validate_input(bad, error):
     for fn in (F.fft, F.dft, F.ifft):
         with pytest.raises(error):
@@ -84,6 +94,7 @@ def test_next_fast_len_is_5_smooth_and_minimal():
 
 # ---------------------------------------------------------------------------- 1-D convolution
 
+
 @pytest.mark.parametrize("mode", MODES)
 def test_fft_conv1d_all_small_sizes(mode):
     """Every length pair up to 12, so kernel-longer-than-signal and length 1 are all covered."""
@@ -94,8 +105,12 @@ def test_fft_conv1d_all_small_sizes(mode):
             _assert_conv_close(F.fft_conv1d(x, w, mode), x, w, mode, 1e-10)
 
 
-@given(n=st.integers(1, 300), k=st.integers(1, 300), mode=st.sampled_from(MODES),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 300),
+    k=st.integers(1, 300),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_fft_conv1d_random_sizes_float64(n, k, mode, seed):
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(n), rng.standard_normal(k)
@@ -104,11 +119,18 @@ def test_fft_conv1d_random_sizes_float64(n, k, mode, seed):
     _assert_conv_close(y, x, w, mode, 1e-10)
 
 
-@given(n=st.integers(1, 300), k=st.integers(1, 300), mode=st.sampled_from(MODES),
-       seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 300),
+    k=st.integers(1, 300),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_fft_conv1d_random_sizes_float32(n, k, mode, seed):
     rng = np.random.default_rng(seed)
-    x, w = rng.standard_normal(n).astype(np.float32), rng.standard_normal(k).astype(np.float32)
+    x, w = (
+        rng.standard_normal(n).astype(np.float32),
+        rng.standard_normal(k).astype(np.float32),
+    )
     y = F.fft_conv1d(x, w, mode)
     assert y.dtype == np.float32  # computed in single precision, like the inputs
     _assert_conv_close(y, x.astype(np.float64), w.astype(np.float64), mode, 1e-4)
@@ -128,18 +150,31 @@ def test_fft_conv1d_complex_and_integer(mode):
 
 def test_fft_conv1d_length_one_inputs():
     assert F.fft_conv1d([2.0], [3.0]).tolist() == [6.0]
-    np.testing.assert_allclose(F.fft_conv1d([1.0, 2.0, 3.0], [2.0], "same"), [2.0, 4.0, 6.0])
-    np.testing.assert_allclose(F.fft_conv1d([2.0], [1.0, 2.0, 3.0], "valid"), [2.0, 4.0, 6.0])
+    np.testing.assert_allclose(
+        F.fft_conv1d([1.0, 2.0, 3.0], [2.0], "same"), [2.0, 4.0, 6.0]
+    )
+    np.testing.assert_allclose(
+        F.fft_conv1d([2.0], [1.0, 2.0, 3.0], "valid"), [2.0, 4.0, 6.0]
+    )
 
 
-@pytest.mark.parametrize("x, w, mode, error, text", [
-    (np.ones((3, 3)), np.ones(3), "full", ValueError, r"x must be 1-D, got shape \(3, 3\)"),
-    (np.ones(3), np.ones((1, 2)), "full", ValueError, r"w must be 1-D"),
-    (np.ones(0), np.ones(3), "full", ValueError, "empty"),
-    (np.ones(3), np.ones(3), "circular", ValueError, "mode must be one of"),
-    (np.array(["a"]), np.ones(3), "full", TypeError, "numeric"),
-    (np.ones(3, dtype=bool), np.ones(3), "full", TypeError, "numeric"),
-])
+@pytest.mark.parametrize(
+    "x, w, mode, error, text",
+    [
+        (
+            np.ones((3, 3)),
+            np.ones(3),
+            "full",
+            ValueError,
+            r"x must be 1-D, got shape \(3, 3\)",
+        ),
+        (np.ones(3), np.ones((1, 2)), "full", ValueError, r"w must be 1-D"),
+        (np.ones(0), np.ones(3), "full", ValueError, "empty"),
+        (np.ones(3), np.ones(3), "circular", ValueError, "mode must be one of"),
+        (np.array(["a"]), np.ones(3), "full", TypeError, "numeric"),
+        (np.ones(3, dtype=bool), np.ones(3), "full", TypeError, "numeric"),
+    ],
+)
 def test_fft_conv1d_errors(x, w, mode, error, text):
     with pytest.raises(error, match=text):
         F.fft_conv1d(x, w, mode)
@@ -147,8 +182,14 @@ def test_fft_conv1d_errors(x, w, mode, error, text):
 
 # ---------------------------------------------------------------------------- overlap-add
 
-@given(n=st.integers(1, 200), k=st.integers(1, 60), block=st.integers(1, 250),
-       mode=st.sampled_from(MODES), seed=st.integers(0, 2**32 - 1))
+
+@given(
+    n=st.integers(1, 200),
+    k=st.integers(1, 60),
+    block=st.integers(1, 250),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_overlap_add_equals_convolution_for_any_block(n, k, block, mode, seed):
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal(n), rng.standard_normal(k)
@@ -157,7 +198,10 @@ def test_overlap_add_equals_convolution_for_any_block(n, k, block, mode, seed):
 
 def test_overlap_add_float32_and_block_errors():
     rng = np.random.default_rng(2)
-    x, w = rng.standard_normal(1000).astype(np.float32), rng.standard_normal(31).astype(np.float32)
+    x, w = (
+        rng.standard_normal(1000).astype(np.float32),
+        rng.standard_normal(31).astype(np.float32),
+    )
     y = F.overlap_add(x, w, 128)
     assert y.dtype == np.float32
     _assert_conv_close(y, x.astype(float), w.astype(float), "full", 1e-4)
@@ -169,8 +213,15 @@ def test_overlap_add_float32_and_block_errors():
 
 # ---------------------------------------------------------------------------- 2-D convolution
 
-@given(h=st.integers(1, 12), w_=st.integers(1, 12), kh=st.integers(1, 12), kw=st.integers(1, 12),
-       mode=st.sampled_from(MODES), seed=st.integers(0, 2**32 - 1))
+
+@given(
+    h=st.integers(1, 12),
+    w_=st.integers(1, 12),
+    kh=st.integers(1, 12),
+    kw=st.integers(1, 12),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_fft_conv2d_matches_scipy(h, w_, kh, kw, mode, seed):
     rng = np.random.default_rng(seed)
     x, w = rng.standard_normal((h, w_)), rng.standard_normal((kh, kw))
@@ -191,8 +242,11 @@ def test_fft_conv2d_float32_and_errors():
     x, w = rng.random((28, 28), dtype=np.float32), rng.random((5, 5), dtype=np.float32)
     y = F.fft_conv2d(x, w, "same")
     assert y.dtype == np.float32 and y.shape == (28, 28)
-    np.testing.assert_allclose(y, scipy.signal.convolve2d(x.astype(float), w.astype(float), "same"),
-                               atol=1e-4 * float(w.sum()))
+    np.testing.assert_allclose(
+        y,
+        scipy.signal.convolve2d(x.astype(float), w.astype(float), "same"),
+        atol=1e-4 * float(w.sum()),
+    )
     with pytest.raises(ValueError, match="must be 2-D"):
         F.fft_conv2d(np.ones(5), w)
     with pytest.raises(ValueError, match="mode must be one of"):
@@ -205,16 +259,21 @@ def test_fft_conv2d_stack_of_images():
     for mode in MODES:
         got = F.fft_conv2d(x, w, mode)
         for idx in np.ndindex(2, 3):
-            np.testing.assert_allclose(got[idx], scipy.signal.convolve2d(x[idx], w, mode), atol=1e-10)
+            np.testing.assert_allclose(
+                got[idx], scipy.signal.convolve2d(x[idx], w, mode), atol=1e-10
+            )
     with pytest.raises(ValueError, match="at least as large"):
         F.fft_conv2d(x, np.ones((10, 2)), "valid")
 
 
 # ---------------------------------------------------------------------------- choosing a method
 
+
 def test_choose_conv_method_answers_and_validates():
     assert F.choose_conv_method(1000, 3) == "direct"  # short kernels: direct, always
-    assert F.choose_conv_method(100_000, 5000) == "fft"  # long kernels on long signals: FFT
+    assert (
+        F.choose_conv_method(100_000, 5000) == "fft"
+    )  # long kernels on long signals: FFT
     assert F.choose_conv_method(3, 1000) == F.choose_conv_method(1000, 3)  # symmetric
     with pytest.raises(ValueError):
         F.choose_conv_method(0, 3)
@@ -234,7 +293,9 @@ def test_fit_cost_model_recovers_known_coefficients():
     n = np.repeat([64, 256, 1024, 4096, 16384], 6)
     k = np.tile([2, 8, 32, 64, 128, 512], 5)
     true = {"direct": (3e-6, 1e-6, 2e-10), "fft": (2e-5, 1e-9)}
-    fitted = F.fit_cost_model(n, k, F.conv_cost(n, k, "direct", true), F.conv_cost(n, k, "fft", true))
+    fitted = F.fit_cost_model(
+        n, k, F.conv_cost(n, k, "direct", true), F.conv_cost(n, k, "fft", true)
+    )
     for m in true:
         np.testing.assert_allclose(fitted[m], true[m], rtol=0.05)
     with pytest.raises(ValueError):
@@ -243,8 +304,13 @@ def test_fit_cost_model_recovers_known_coefficients():
 
 # ---------------------------------------------------------------------------- through conv1d
 
-@given(n=st.integers(1, 400), k=st.integers(1, 400), mode=st.sampled_from(MODES),
-       seed=st.integers(0, 2**32 - 1))
+
+@given(
+    n=st.integers(1, 400),
+    k=st.integers(1, 400),
+    mode=st.sampled_from(MODES),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_conv1d_auto_equals_both_methods(n, k, mode, seed):
     signal = pytest.importorskip("cnnbook.signal")
     rng = np.random.default_rng(seed)

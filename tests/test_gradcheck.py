@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from cnnbook import functional as F
 from cnnbook import layers, models, naive
 from cnnbook.gradcheck import (
+    _probe_indices,
     assert_gradients_close,
     gradcheck,
     gradcheck_loss,
@@ -19,7 +20,6 @@ from cnnbook.gradcheck import (
     numerical_gradient,
     relative_error,
 )
-from cnnbook.gradcheck import _probe_indices
 
 TOL = 1e-6
 
@@ -28,11 +28,15 @@ TOL = 1e-6
 # Part 1: the tool, on a layer written here
 # ---------------------------------------------------------------------------------------------
 
+
 class TanhAffine:
     """y = tanh(x Wᵀ + b): the protocol in a dozen lines, as a reader would write it."""
 
     def __init__(self, n_in, n_out, rng):
-        self.params = {"weight": rng.standard_normal((n_out, n_in)), "bias": rng.standard_normal(n_out)}
+        self.params = {
+            "weight": rng.standard_normal((n_out, n_in)),
+            "bias": rng.standard_normal(n_out),
+        }
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         self.x = None
 
@@ -51,7 +55,9 @@ class TanhAffine:
 class BiasMean(TanhAffine):
     def backward(self, dout):
         dx = super().backward(dout)
-        self.grads["bias"][...] /= len(dout)  # planted: mean instead of sum over the batch
+        self.grads["bias"][...] /= len(
+            dout
+        )  # planted: mean instead of sum over the batch
         return dx
 
 
@@ -105,7 +111,9 @@ def test_check_leaves_inputs_and_parameters_untouched():
     gradcheck(layer, x)
     np.testing.assert_array_equal(x, x_before)
     for k in before:
-        np.testing.assert_array_equal(layer.params[k], before[k])  # restored bit for bit
+        np.testing.assert_array_equal(
+            layer.params[k], before[k]
+        )  # restored bit for bit
         assert id(layer.params[k]) == ids[k]
 
 
@@ -139,7 +147,9 @@ def test_probe_indices_small_all_large_sample():
     assert len(idx) == 100 and len(set(idx.tolist())) == 100
     assert 0 in idx and big.size - 1 in idx
     assert np.argmax(np.abs(big)) in idx
-    assert (big.ravel()[idx] == 0).any()  # some zero-gradient entries are probed on purpose
+    assert (
+        big.ravel()[idx] == 0
+    ).any()  # some zero-gradient entries are probed on purpose
 
 
 def test_large_tensor_bug_found_by_sampling():
@@ -177,9 +187,18 @@ def conv_configs(draw):
     span = dilation * (k - 1) + 1
     h = draw(st.integers(max(1, span - 2 * padding), max(1, span - 2 * padding) + 4))
     w = draw(st.integers(max(1, span - 2 * padding), max(1, span - 2 * padding) + 4))
-    return dict(n=draw(st.integers(1, 2)), c=draw(st.integers(1, 3)), f=draw(st.integers(1, 3)),
-                h=h, w=w, k=k, stride=stride, padding=padding, dilation=dilation,
-                seed=draw(st.integers(0, 2**16)))
+    return dict(
+        n=draw(st.integers(1, 2)),
+        c=draw(st.integers(1, 3)),
+        f=draw(st.integers(1, 3)),
+        h=h,
+        w=w,
+        k=k,
+        stride=stride,
+        padding=padding,
+        dilation=dilation,
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @st.composite
@@ -189,16 +208,34 @@ def pool_configs(draw):
     padding = draw(st.integers(0, k // 2))
     h = draw(st.integers(max(1, k - 2 * padding), 7))
     w = draw(st.integers(max(1, k - 2 * padding), 7))
-    return dict(n=draw(st.integers(1, 2)), c=draw(st.integers(1, 3)), h=h, w=w, k=k,
-                stride=stride, padding=padding, seed=draw(st.integers(0, 2**16)))
+    return dict(
+        n=draw(st.integers(1, 2)),
+        c=draw(st.integers(1, 3)),
+        h=h,
+        w=w,
+        k=k,
+        stride=stride,
+        padding=padding,
+        seed=draw(st.integers(0, 2**16)),
+    )
 
 
 @given(conv_configs())
 def test_gradcheck_conv2d(cfg):
     rng = np.random.default_rng(cfg["seed"])
-    layer = layers.Conv2d(cfg["c"], cfg["f"], cfg["k"], stride=cfg["stride"], padding=cfg["padding"],
-                          dilation=cfg["dilation"], rng=rng, dtype=F64)
-    layer.params["bias"][...] = rng.standard_normal(cfg["f"])  # a zero-initialised bias hides nothing
+    layer = layers.Conv2d(
+        cfg["c"],
+        cfg["f"],
+        cfg["k"],
+        stride=cfg["stride"],
+        padding=cfg["padding"],
+        dilation=cfg["dilation"],
+        rng=rng,
+        dtype=F64,
+    )
+    layer.params["bias"][...] = rng.standard_normal(
+        cfg["f"]
+    )  # a zero-initialised bias hides nothing
     x = rng.standard_normal((cfg["n"], cfg["c"], cfg["h"], cfg["w"]))
     report = gradcheck(layer, x, seed=cfg["seed"])
     assert set(report) == {"input", "weight", "bias"}
@@ -207,8 +244,17 @@ def test_gradcheck_conv2d(cfg):
 
 def test_gradcheck_conv2d_without_bias_and_rectangular():
     rng = np.random.default_rng(8)
-    layer = layers.Conv2d(2, 3, (2, 3), stride=(1, 2), padding=(1, 0), dilation=(2, 1), bias=False,
-                          rng=rng, dtype=F64)
+    layer = layers.Conv2d(
+        2,
+        3,
+        (2, 3),
+        stride=(1, 2),
+        padding=(1, 0),
+        dilation=(2, 1),
+        bias=False,
+        rng=rng,
+        dtype=F64,
+    )
     report = assert_gradients_close(layer, rng.standard_normal((2, 2, 6, 7)))
     assert set(report) == {"input", "weight"}
 
@@ -226,9 +272,13 @@ def pooling_margin(a, pool):
     a window (a kink of max) or flip the sign of a pooled value going into ReLU (a kink of ReLU).
     """
     n, c, h, w = a.shape
-    windows = a.reshape(n, c, h // pool, pool, w // pool, pool).transpose(0, 1, 2, 4, 3, 5)
+    windows = a.reshape(n, c, h // pool, pool, w // pool, pool).transpose(
+        0, 1, 2, 4, 3, 5
+    )
     top = np.sort(windows.reshape(n, c, h // pool, w // pool, pool * pool), axis=-1)
-    return min(float((top[..., -1] - top[..., -2]).min()), float(np.abs(top[..., -1]).min()))
+    return min(
+        float((top[..., -1] - top[..., -2]).min()), float(np.abs(top[..., -1]).min())
+    )
 
 
 @given(pool_configs())
@@ -263,7 +313,13 @@ def test_gradcheck_softmax_layer(n, classes, seed):
     assert gradcheck(layers.Softmax(), x, seed=seed)["input"] < TOL
 
 
-@given(st.integers(1, 4), st.integers(1, 6), st.integers(1, 5), st.booleans(), st.integers(0, 2**16))
+@given(
+    st.integers(1, 4),
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.booleans(),
+    st.integers(0, 2**16),
+)
 def test_gradcheck_linear(n, n_in, n_out, bias, seed):
     rng = np.random.default_rng(seed)
     layer = layers.Linear(n_in, n_out, bias=bias, rng=rng, dtype=F64)
@@ -280,17 +336,36 @@ def test_gradcheck_softmax_cross_entropy(n, classes, scale, seed):
     rng = np.random.default_rng(seed)
     logits = scale * rng.standard_normal((n, classes))
     targets = rng.integers(0, classes, size=n)
-    assert gradcheck_loss(layers.SoftmaxCrossEntropy(), logits, targets, seed=seed)["logits"] < TOL
+    assert (
+        gradcheck_loss(layers.SoftmaxCrossEntropy(), logits, targets, seed=seed)[
+            "logits"
+        ]
+        < TOL
+    )
 
 
-@given(st.integers(1, 2), st.integers(1, 2), st.integers(2, 4), st.sampled_from([(3, 1), (5, 2), (1, 0)]),
-       st.sampled_from([4, 6, 8]), st.integers(0, 2**16))
+@given(
+    st.integers(1, 2),
+    st.integers(1, 2),
+    st.integers(2, 4),
+    st.sampled_from([(3, 1), (5, 2), (1, 0)]),
+    st.sampled_from([4, 6, 8]),
+    st.integers(0, 2**16),
+)
 def test_gradcheck_seed_model(n, in_channels, filters, kernel_padding, size, seed):
     kernel_size, padding = kernel_padding
     rng = np.random.default_rng(seed)
-    model = models.seed_cnn(in_channels=in_channels, num_classes=3, filters=filters,
-                            kernel_size=kernel_size, padding=padding, pool=2, input_size=size,
-                            rng=rng, dtype=F64)
+    model = models.seed_cnn(
+        in_channels=in_channels,
+        num_classes=3,
+        filters=filters,
+        kernel_size=kernel_size,
+        padding=padding,
+        pool=2,
+        input_size=size,
+        rng=rng,
+        dtype=F64,
+    )
     x = rng.standard_normal((n, in_channels, size, size))
     # Skip the rare draws with a kink within reach of ε (a weight perturbation moves every conv
     # output by up to ε·Σ|x| over its window): there the numerical gradient is not a derivative.
@@ -305,13 +380,16 @@ def test_gradcheck_seed_model(n, in_channels, filters, kernel_padding, size, see
 
 def test_seed_model_defaults_with_loss():
     rng = np.random.default_rng(9)
-    model = models.seed_cnn(rng=rng, dtype=F64)  # 1×28×28, 8 filters, 10 classes: sampled probes
+    model = models.seed_cnn(
+        rng=rng, dtype=F64
+    )  # 1×28×28, 8 filters, 10 classes: sampled probes
     x = rng.random((2, 1, 28, 28))
     report = gradcheck_model(model, x, rng.integers(0, 10, size=2), max_entries=40)
     assert max(report.values()) < TOL, report
 
 
 # --- naive (loops) == fast (vectorised), float64, to 1e-10 -------------------------------------
+
 
 def close(a, b):
     np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
@@ -324,7 +402,9 @@ def test_conv2d_backward_naive_equals_fast(cfg):
     w = rng.standard_normal((cfg["f"], cfg["c"], cfg["k"], cfg["k"]))
     kw = dict(stride=cfg["stride"], padding=cfg["padding"], dilation=cfg["dilation"])
     dout = rng.standard_normal(F.conv2d(x, w, **kw).shape)
-    for fast, slow in zip(F.conv2d_backward(dout, x, w, **kw), naive.conv2d_backward(dout, x, w, **kw)):
+    for fast, slow in zip(
+        F.conv2d_backward(dout, x, w, **kw), naive.conv2d_backward(dout, x, w, **kw)
+    ):
         close(fast, slow)
 
 
@@ -333,12 +413,22 @@ def test_pool_backward_naive_equals_fast(cfg, with_ties):
     rng = np.random.default_rng(cfg["seed"])
     shape = (cfg["n"], cfg["c"], cfg["h"], cfg["w"])
     # small integers make ties common, so both must follow the same tie rule
-    x = rng.integers(0, 3, size=shape).astype(F64) if with_ties else rng.standard_normal(shape)
+    x = (
+        rng.integers(0, 3, size=shape).astype(F64)
+        if with_ties
+        else rng.standard_normal(shape)
+    )
     kw = dict(stride=cfg["stride"], padding=cfg["padding"])
     dout = rng.standard_normal(F.max_pool2d(x, cfg["k"], **kw).shape)
-    close(F.max_pool2d_backward(dout, x, cfg["k"], **kw), naive.max_pool2d_backward(dout, x, cfg["k"], **kw))
+    close(
+        F.max_pool2d_backward(dout, x, cfg["k"], **kw),
+        naive.max_pool2d_backward(dout, x, cfg["k"], **kw),
+    )
     dout = rng.standard_normal(F.avg_pool2d(x, cfg["k"], **kw).shape)
-    close(F.avg_pool2d_backward(dout, x, cfg["k"], **kw), naive.avg_pool2d_backward(dout, x, cfg["k"], **kw))
+    close(
+        F.avg_pool2d_backward(dout, x, cfg["k"], **kw),
+        naive.avg_pool2d_backward(dout, x, cfg["k"], **kw),
+    )
 
 
 @given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 4), st.integers(0, 2**16))
@@ -350,33 +440,48 @@ def test_relu_and_linear_backward_naive_equals_fast(n, n_in, n_out, seed):
     x = rng.standard_normal((n, n_in))
     W = rng.standard_normal((n_out, n_in))
     dout = rng.standard_normal((n, n_out))
-    for fast, slow in zip(F.linear_backward(dout, x, W), naive.linear_backward(dout, x, W)):
+    for fast, slow in zip(
+        F.linear_backward(dout, x, W), naive.linear_backward(dout, x, W)
+    ):
         close(fast, slow)
     targets = rng.integers(0, n_out, size=n)
-    close(F.softmax_cross_entropy_backward(dout, targets), naive.softmax_cross_entropy_backward(dout, targets))
+    close(
+        F.softmax_cross_entropy_backward(dout, targets),
+        naive.softmax_cross_entropy_backward(dout, targets),
+    )
 
 
 # --- conventions at the kinks ----------------------------------------------------------------
 
+
 def test_relu_gradient_is_zero_at_zero():
     x = np.array([[-1.0, 0.0, 2.0]])
-    np.testing.assert_array_equal(F.relu_backward(np.ones_like(x), x), [[0.0, 0.0, 1.0]])
-    np.testing.assert_array_equal(naive.relu_backward(np.ones_like(x), x), [[0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(
+        F.relu_backward(np.ones_like(x), x), [[0.0, 0.0, 1.0]]
+    )
+    np.testing.assert_array_equal(
+        naive.relu_backward(np.ones_like(x), x), [[0.0, 0.0, 1.0]]
+    )
 
 
 @pytest.mark.parametrize("impl", [F, naive], ids=["functional", "naive"])
 def test_max_pool_ties_go_to_first_maximum_and_overlaps_accumulate(impl):
     x = np.array([[[[1.0, 1.0], [1.0, 1.0]]]])
-    np.testing.assert_array_equal(impl.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2),
-                                  [[[[1.0, 0.0], [0.0, 0.0]]]])
+    np.testing.assert_array_equal(
+        impl.max_pool2d_backward(np.ones((1, 1, 1, 1)), x, 2),
+        [[[[1.0, 0.0], [0.0, 0.0]]]],
+    )
     # 3×3 windows with stride 1 over a 4×4 input whose maximum sits in the middle:
     x = np.zeros((1, 1, 4, 4))
     x[0, 0, 1, 1] = 5.0
     dx = impl.max_pool2d_backward(np.ones((1, 1, 2, 2)), x, 3, stride=1)
-    assert dx[0, 0, 1, 1] == 4.0 and dx.sum() == 4.0  # all four windows route to the same entry
+    assert (
+        dx[0, 0, 1, 1] == 4.0 and dx.sum() == 4.0
+    )  # all four windows route to the same entry
 
 
 # --- gradcheck catches bugs planted in the real layers ----------------------------------------
+
 
 class ConvForgotFlip(layers.Conv2d):
     """Stride-1 conv whose dx forgets to rotate the kernel by 180°."""
@@ -386,7 +491,9 @@ class ConvForgotFlip(layers.Conv2d):
         self.pad = padding
 
     def backward(self, dout):
-        dx_true = super().backward(dout)  # fills grads["weight"], grads["bias"] correctly
+        dx_true = super().backward(
+            dout
+        )  # fills grads["weight"], grads["bias"] correctly
         w = self.params["weight"]
         k_h, k_w = w.shape[2:]
         # dx = full convolution of dout with the kernel = correlation of the zero-padded dout
@@ -400,7 +507,9 @@ class ConvForgotFlip(layers.Conv2d):
 class ReluWrongMask(layers.ReLU):
     def backward(self, dout):
         super().backward(dout)
-        return dout * (dout > 0)  # planted: masks on the upstream gradient, not on the input
+        return dout * (
+            dout > 0
+        )  # planted: masks on the upstream gradient, not on the input
 
 
 class MaxPoolWholeWindow:
@@ -439,12 +548,17 @@ def test_gradcheck_catches_bug_inside_a_model():
     model = models.seed_cnn(filters=2, num_classes=3, input_size=6, rng=rng, dtype=F64)
     good = gradcheck(model, rng.standard_normal((2, 1, 6, 6)))
     assert max(good.values()) < TOL
-    buggy = layers.Sequential(*[ReluWrongMask() if isinstance(l, layers.ReLU) else l for l in model])
+    buggy = layers.Sequential(
+        *[ReluWrongMask() if isinstance(l, layers.ReLU) else l for l in model]
+    )
     report = gradcheck(buggy, rng.standard_normal((2, 1, 6, 6)))
-    assert report["0.weight"] > 0.1 and report["input"] > 0.1 and report["4.weight"] < TOL
+    assert (
+        report["0.weight"] > 0.1 and report["input"] > 0.1 and report["4.weight"] < TOL
+    )
 
 
 # --- the protocol's errors and in-place gradients ---------------------------------------------
+
 
 def all_layers():
     rng = np.random.default_rng(14)
@@ -455,7 +569,10 @@ def all_layers():
         (layers.ReLU(), (2, 3)),
         (layers.Flatten(), (2, 2, 3, 3)),
         (layers.Linear(3, 4, rng=rng, dtype=F64), (2, 3)),
-        (models.seed_cnn(filters=2, input_size=4, num_classes=3, rng=rng, dtype=F64), (2, 1, 4, 4)),
+        (
+            models.seed_cnn(filters=2, input_size=4, num_classes=3, rng=rng, dtype=F64),
+            (2, 1, 4, 4),
+        ),
     ]
 
 
@@ -490,7 +607,9 @@ def test_grads_are_overwritten_in_place_not_accumulated(layer, shape):
     first = [g.copy() for _, g in pairs]
     layer.forward(x)
     layer.backward(dout)
-    assert [id(g) for _, g in layer.parameters()] == ids  # an optimizer's references stay valid
+    assert [
+        id(g) for _, g in layer.parameters()
+    ] == ids  # an optimizer's references stay valid
     for g, g0 in zip((g for _, g in layer.parameters()), first):
         np.testing.assert_array_equal(g, g0)
 

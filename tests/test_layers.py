@@ -18,17 +18,26 @@ def make_layers():
     """(layer, input) pairs covering every layer type, in float64."""
     r = rng(1)
     return [
-        (L.Conv2d(2, 3, 3, stride=2, padding=1, dilation=1, rng=r, dtype=np.float64),
-         r.standard_normal((2, 2, 7, 6))),
-        (L.Conv2d(2, 3, (2, 3), bias=False, dilation=(2, 1), rng=r, dtype=np.float64),
-         r.standard_normal((2, 2, 6, 6))),
+        (
+            L.Conv2d(2, 3, 3, stride=2, padding=1, dilation=1, rng=r, dtype=np.float64),
+            r.standard_normal((2, 2, 7, 6)),
+        ),
+        (
+            L.Conv2d(
+                2, 3, (2, 3), bias=False, dilation=(2, 1), rng=r, dtype=np.float64
+            ),
+            r.standard_normal((2, 2, 6, 6)),
+        ),
         (L.MaxPool2d(2), r.standard_normal((2, 3, 6, 5))),
         (L.MaxPool2d(3, stride=1, padding=1), r.standard_normal((2, 1, 4, 4))),
         (L.AvgPool2d(2, padding=1), r.standard_normal((2, 3, 5, 5))),
         (L.ReLU(), r.standard_normal((3, 4))),
         (L.Flatten(), r.standard_normal((2, 3, 2, 2))),
         (L.Linear(5, 4, rng=r, dtype=np.float64), r.standard_normal((3, 5))),
-        (L.Linear(5, 4, bias=False, rng=r, dtype=np.float64), r.standard_normal((3, 5))),
+        (
+            L.Linear(5, 4, bias=False, rng=r, dtype=np.float64),
+            r.standard_normal((3, 5)),
+        ),
         (L.Softmax(), r.standard_normal((3, 4))),
     ]
 
@@ -49,7 +58,9 @@ def test_protocol(layer, x):
     grad_ids = {name: id(g) for name, g in layer.grads.items()}
     dx = layer.backward(np.ones_like(out))
     assert dx.shape == x.shape
-    assert {name: id(g) for name, g in layer.grads.items()} == grad_ids  # written in place
+    assert {
+        name: id(g) for name, g in layer.grads.items()
+    } == grad_ids  # written in place
 
 
 @pytest.mark.parametrize("layer, x", LAYERS, ids=IDS)
@@ -76,7 +87,9 @@ def test_gradients_by_central_differences(layer, x):
     dx = layer.backward(R)
     grads = {name: g.copy() for name, g in layer.grads.items()}
     eps = 1e-6
-    for name, arr, analytic in [("input", x, dx)] + [(n, p, grads[n]) for n, p, _ in layer.named_parameters()]:
+    for name, arr, analytic in [("input", x, dx)] + [
+        (n, p, grads[n]) for n, p, _ in layer.named_parameters()
+    ]:
         numeric = np.zeros_like(arr)
         for idx in np.ndindex(arr.shape):
             old = arr[idx]
@@ -86,7 +99,9 @@ def test_gradients_by_central_differences(layer, x):
             down = loss()
             arr[idx] = old
             numeric[idx] = (up - down) / (2 * eps)
-        np.testing.assert_allclose(analytic, numeric, rtol=1e-5, atol=1e-7, err_msg=name)
+        np.testing.assert_allclose(
+            analytic, numeric, rtol=1e-5, atol=1e-7, err_msg=name
+        )
 
 
 def test_grads_overwrite_not_accumulate():
@@ -116,12 +131,17 @@ def test_init_and_dtype():
     w = conv.params["weight"]
     assert w.shape == (16, 4, 3, 3) and w.dtype == np.float32
     assert conv.params["bias"].shape == (16,) and not conv.params["bias"].any()
-    assert abs(w.std() - math.sqrt(2 / 36)) < 0.03          # He: var 2 / fan_in
+    assert abs(w.std() - math.sqrt(2 / 36)) < 0.03  # He: var 2 / fan_in
     lin = L.Linear(200, 50, rng=rng(0), dtype=np.float64)
-    assert lin.params["weight"].shape == (50, 200) and lin.params["weight"].dtype == np.float64
+    assert (
+        lin.params["weight"].shape == (50, 200)
+        and lin.params["weight"].dtype == np.float64
+    )
     assert abs(lin.params["weight"].std() - math.sqrt(2 / 200)) < 0.005
-    np.testing.assert_array_equal(L.Conv2d(1, 2, 3, rng=5).params["weight"],
-                                  L.Conv2d(1, 2, 3, rng=rng(5)).params["weight"])
+    np.testing.assert_array_equal(
+        L.Conv2d(1, 2, 3, rng=5).params["weight"],
+        L.Conv2d(1, 2, 3, rng=rng(5)).params["weight"],
+    )
     with pytest.raises(ValueError):
         L.Linear(3, 2, init="xavier")
     with pytest.raises(ValueError):
@@ -130,11 +150,22 @@ def test_init_and_dtype():
 
 def test_conv_layer_matches_functional():
     r = rng(4)
-    conv = L.Conv2d(3, 5, (3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), rng=r, dtype=np.float64)
+    conv = L.Conv2d(
+        3,
+        5,
+        (3, 2),
+        stride=(2, 1),
+        padding=(1, 0),
+        dilation=(1, 2),
+        rng=r,
+        dtype=np.float64,
+    )
     x = r.standard_normal((2, 3, 9, 8))
     conv.params["bias"][...] = r.standard_normal(5)
-    np.testing.assert_allclose(conv(x), F.conv2d(x, conv.params["weight"], conv.params["bias"],
-                                                 (2, 1), (1, 0), (1, 2)))
+    np.testing.assert_allclose(
+        conv(x),
+        F.conv2d(x, conv.params["weight"], conv.params["bias"], (2, 1), (1, 0), (1, 2)),
+    )
     with pytest.raises(ValueError, match="channel mismatch"):
         conv(r.standard_normal((2, 4, 9, 8)))
 
@@ -147,7 +178,9 @@ def test_softmax_cross_entropy_layer():
         loss.backward()
     assert loss(z, t) == pytest.approx(F.cross_entropy(z, t))
     np.testing.assert_allclose(loss.backward(), F.softmax_cross_entropy_backward(z, t))
-    np.testing.assert_allclose(loss.backward(2.0), 2 * F.softmax_cross_entropy_backward(z, t))
+    np.testing.assert_allclose(
+        loss.backward(2.0), 2 * F.softmax_cross_entropy_backward(z, t)
+    )
 
 
 def seed_model(seed=0):
@@ -159,8 +192,18 @@ def test_sequential_names_state_dict_round_trip():
     names = [name for name, _, _ in model.named_parameters()]
     assert names == ["0.weight", "0.bias", "4.weight", "4.bias"]
     assert list(model.params) == names and list(model.grads) == names
-    assert len(model) == 5 and isinstance(model[0], L.Conv2d) and isinstance(model[-1], L.Linear)
-    assert [type(layer).__name__ for layer in model] == ["Conv2d", "MaxPool2d", "ReLU", "Flatten", "Linear"]
+    assert (
+        len(model) == 5
+        and isinstance(model[0], L.Conv2d)
+        and isinstance(model[-1], L.Linear)
+    )
+    assert [type(layer).__name__ for layer in model] == [
+        "Conv2d",
+        "MaxPool2d",
+        "ReLU",
+        "Flatten",
+        "Linear",
+    ]
     assert len(model[1:3]) == 2
 
     other = seed_model(1)
@@ -169,10 +212,10 @@ def test_sequential_names_state_dict_round_trip():
     refs = [p for p, _ in other.parameters()]
     other.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(model(x), other(x))
-    assert all(p is q for p, (q, _) in zip(refs, other.parameters()))   # loaded in place
+    assert all(p is q for p, (q, _) in zip(refs, other.parameters()))  # loaded in place
 
     state = model.state_dict()
-    state["0.weight"] += 1        # a copy: the model is untouched
+    state["0.weight"] += 1  # a copy: the model is untouched
     assert not np.allclose(state["0.weight"], model.params["0.weight"])
     with pytest.raises(ValueError, match="missing"):
         other.load_state_dict({k: v for k, v in state.items() if k != "0.bias"})
@@ -206,8 +249,11 @@ def test_sequential_backward_runs_in_reverse_and_matches_numeric():
 
 def test_seed_model_on_digits_starts_near_ln10():
     from sklearn.datasets import load_digits
+
     digits = load_digits()
-    x = (digits.images[:200] / 16.0).astype(np.float32)[:, None]   # (200, 1, 8, 8) in [0, 1]
+    x = (digits.images[:200] / 16.0).astype(np.float32)[
+        :, None
+    ]  # (200, 1, 8, 8) in [0, 1]
     y = digits.target[:200]
     model = models.seed_cnn(input_size=8, rng=0)
     logits = model(x)
@@ -233,14 +279,20 @@ def test_conv2d_layer_method_attribute_selects_the_path_with_equal_results():
 
     rng = np.random.default_rng(5)
     x = rng.standard_normal((2, 3, 9, 9)).astype(np.float32)
-    layers_by_method = {m: Conv2d(3, 4, 3, padding=1, rng=0, method=m) for m in ("auto", "im2col")}
+    layers_by_method = {
+        m: Conv2d(3, 4, 3, padding=1, rng=0, method=m) for m in ("auto", "im2col")
+    }
     outs = {m: layer.forward(x) for m, layer in layers_by_method.items()}
     dout = rng.standard_normal(outs["auto"].shape).astype(np.float32)
     dxs = {m: layer.backward(dout) for m, layer in layers_by_method.items()}
     np.testing.assert_allclose(outs["auto"], outs["im2col"], rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(dxs["auto"], dxs["im2col"], rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(layers_by_method["auto"].grads["weight"],
-                               layers_by_method["im2col"].grads["weight"], rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        layers_by_method["auto"].grads["weight"],
+        layers_by_method["im2col"].grads["weight"],
+        rtol=1e-4,
+        atol=1e-4,
+    )
     layers_by_method["auto"].method = "nonsense"
     with pytest.raises(ValueError, match="method must be one of"):
         layers_by_method["auto"].forward(x)

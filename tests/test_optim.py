@@ -81,13 +81,16 @@ def test_lr_is_mutable_and_model_accepted():
     np.testing.assert_array_equal(m.w, [0.75, 0.75])
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(lr=0.0), ValueError, "learning rate"),
-    (dict(lr=0.1, momentum=1.0), ValueError, "momentum"),
-    (dict(lr=0.1, momentum=-0.1), ValueError, "momentum"),
-    (dict(lr=0.1, nesterov=True), ValueError, "Nesterov"),
-    (dict(lr=0.1, weight_decay=-1.0), ValueError, "weight_decay"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(lr=0.0), ValueError, "learning rate"),
+        (dict(lr=0.1, momentum=1.0), ValueError, "momentum"),
+        (dict(lr=0.1, momentum=-0.1), ValueError, "momentum"),
+        (dict(lr=0.1, nesterov=True), ValueError, "Nesterov"),
+        (dict(lr=0.1, weight_decay=-1.0), ValueError, "weight_decay"),
+    ],
+)
 def test_bad_hyperparameters(kwargs, error, match):
     p, g = pair([1.0], [1.0])
     with pytest.raises(error, match=match):
@@ -105,8 +108,10 @@ def test_bad_parameters():
         SGD([], lr=0.1)
 
 
-@pytest.mark.parametrize("momentum, nesterov, wd", [(0.0, False, 0.0), (0.9, False, 0.0),
-                                                     (0.9, True, 1e-3), (0.5, False, 0.01)])
+@pytest.mark.parametrize(
+    "momentum, nesterov, wd",
+    [(0.0, False, 0.0), (0.9, False, 0.0), (0.9, True, 1e-3), (0.5, False, 0.01)],
+)
 def test_matches_torch(momentum, nesterov, wd):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
@@ -114,7 +119,9 @@ def test_matches_torch(momentum, nesterov, wd):
     g = np.zeros(5)
     tp = torch.tensor(p.copy(), requires_grad=True)
     opt = SGD([(p, g)], lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=wd)
-    topt = torch.optim.SGD([tp], lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=wd)
+    topt = torch.optim.SGD(
+        [tp], lr=0.05, momentum=momentum, nesterov=nesterov, weight_decay=wd
+    )
     for _ in range(6):
         grad = rng.standard_normal(5)
         g[:] = grad

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from cnnbook import functional as F
@@ -40,21 +40,29 @@ def _windows(x, k, s, p):
 
 # --- max pooling --------------------------------------------------------------------------------
 
+
 @given(pool_setups())
 def test_max_pool_matches_window_reference(setup):
     x, k, s, p = setup
     expected = _windows(x, k, s, p).max(axis=(4, 5))
     got = F.max_pool2d(x, k, stride=s, padding=p)
     assert got.shape == expected.shape
-    assert got.shape[2:] == (F.conv_output_size(x.shape[2], k, s, p), F.conv_output_size(x.shape[3], k, s, p))
+    assert got.shape[2:] == (
+        F.conv_output_size(x.shape[2], k, s, p),
+        F.conv_output_size(x.shape[3], k, s, p),
+    )
     np.testing.assert_array_equal(got, expected)
 
 
 @given(pool_setups())
 def test_max_pool_naive_equals_fast(setup):
     x, k, s, p = setup
-    np.testing.assert_allclose(naive.max_pool2d(x, k, stride=s, padding=p),
-                               F.max_pool2d(x, k, stride=s, padding=p), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(
+        naive.max_pool2d(x, k, stride=s, padding=p),
+        F.max_pool2d(x, k, stride=s, padding=p),
+        rtol=0,
+        atol=1e-10,
+    )
 
 
 @given(pool_setups())
@@ -69,8 +77,12 @@ def test_max_pool_and_relu_commute(setup):
 @given(pool_setups(), st.floats(0.1, 10.0), st.floats(-5.0, 5.0))
 def test_max_pool_commutes_with_increasing_affine_maps(setup, a, b):
     x, k, s, p = setup
-    np.testing.assert_allclose(F.max_pool2d(a * x + b, k, stride=s, padding=p),
-                               a * F.max_pool2d(x, k, stride=s, padding=p) + b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        F.max_pool2d(a * x + b, k, stride=s, padding=p),
+        a * F.max_pool2d(x, k, stride=s, padding=p) + b,
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @given(pool_setups())
@@ -92,8 +104,12 @@ def test_max_pool_at_least_avg_pool(setup):
 def test_avg_pool_matches_window_mean_and_naive(setup):
     x, k, s, _ = setup
     expected = _windows(x, k, s, 0).mean(axis=(4, 5))
-    np.testing.assert_allclose(F.avg_pool2d(x, k, stride=s), expected, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(naive.avg_pool2d(x, k, stride=s), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        F.avg_pool2d(x, k, stride=s), expected, rtol=1e-12, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        naive.avg_pool2d(x, k, stride=s), expected, rtol=1e-12, atol=1e-12
+    )
 
 
 @given(pool_setups(max_padding=False))
@@ -143,6 +159,7 @@ def test_pooling_rejects_bad_input():
 
 # --- ReLU ---------------------------------------------------------------------------------------
 
+
 @given(st.integers(0, 2**32 - 1))
 def test_relu_properties(seed):
     x = np.random.default_rng(seed).standard_normal((2, 3, 4))
@@ -155,6 +172,7 @@ def test_relu_properties(seed):
 
 
 # --- softmax, log-softmax, cross-entropy --------------------------------------------------------
+
 
 @st.composite
 def logits(draw, scale=None):
@@ -185,7 +203,9 @@ def test_softmax_is_a_finite_distribution(z, dtype):
 def test_softmax_invariant_to_a_constant_per_row(z, seed):
     c = np.random.default_rng(seed).uniform(-1e3, 1e3, size=(z.shape[0], 1))
     np.testing.assert_allclose(F.softmax(z + c), F.softmax(z), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(F.log_softmax(z + c), F.log_softmax(z), rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(
+        F.log_softmax(z + c), F.log_softmax(z), rtol=1e-9, atol=1e-6
+    )
 
 
 @given(logits())
@@ -216,13 +236,17 @@ def test_cross_entropy_is_mean_negative_log_likelihood(z, dtype, seed):
     loss = F.cross_entropy(z, t)
     expected = -_log_softmax64(z)[np.arange(len(t)), t].mean()
     assert math.isfinite(float(loss)) and float(loss) >= 0
-    np.testing.assert_allclose(float(loss), expected, rtol=1e-5 if dtype == np.float32 else 1e-10, atol=1e-6)
+    np.testing.assert_allclose(
+        float(loss), expected, rtol=1e-5 if dtype == np.float32 else 1e-10, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("k", [2, 10, 100])
 def test_cross_entropy_of_equal_logits_is_log_k(k):
     z = np.zeros((5, k))
-    assert float(F.cross_entropy(z, np.arange(5) % k)) == pytest.approx(math.log(k), rel=1e-12)
+    assert float(F.cross_entropy(z, np.arange(5) % k)) == pytest.approx(
+        math.log(k), rel=1e-12
+    )
 
 
 def test_softmax_extreme_logits_exact():
@@ -231,12 +255,21 @@ def test_softmax_extreme_logits_exact():
         p = F.softmax(z.astype(dtype))
         np.testing.assert_allclose(p, [[1, 0, 0], [1 / 3, 1 / 3, 1 / 3]], rtol=1e-6)
         logp = F.log_softmax(z.astype(dtype))
-        np.testing.assert_allclose(logp, [[0, -2e4, -1e4], [-math.log(3)] * 3], rtol=1e-6, atol=1e-5)
+        np.testing.assert_allclose(
+            logp, [[0, -2e4, -1e4], [-math.log(3)] * 3], rtol=1e-6, atol=1e-5
+        )
 
 
 # --- fully connected layer ----------------------------------------------------------------------
 
-@given(st.integers(1, 4), st.integers(1, 6), st.integers(1, 5), st.integers(0, 2**32 - 1), st.booleans())
+
+@given(
+    st.integers(1, 4),
+    st.integers(1, 6),
+    st.integers(1, 5),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
+)
 def test_linear_is_x_times_w_transposed_plus_b(n, fan_in, fan_out, seed, with_bias):
     rng = np.random.default_rng(seed)
     x, W = rng.standard_normal((n, fan_in)), rng.standard_normal((fan_out, fan_in))
@@ -252,26 +285,40 @@ def test_linear_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         F.linear(np.zeros((2, 3)), np.zeros((4, 5)))  # in_features 3 vs 5
     with pytest.raises(ValueError):
-        F.linear(np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(3))  # bias must have out_features
+        F.linear(
+            np.zeros((2, 3)), np.zeros((4, 3)), np.zeros(3)
+        )  # bias must have out_features
 
 
 # --- PyTorch as a reference, when it is installed -----------------------------------------------
+
 
 @given(pool_setups())
 def test_pooling_matches_torch(setup):
     torch = pytest.importorskip("torch")
     x, k, s, p = setup
     xt = torch.from_numpy(x)
-    np.testing.assert_allclose(F.max_pool2d(x, k, stride=s, padding=p),
-                               torch.nn.functional.max_pool2d(xt, k, stride=s, padding=p).numpy(), rtol=0, atol=0)
-    np.testing.assert_allclose(F.avg_pool2d(x, k, stride=s, padding=p),
-                               torch.nn.functional.avg_pool2d(xt, k, stride=s, padding=p).numpy(),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        F.max_pool2d(x, k, stride=s, padding=p),
+        torch.nn.functional.max_pool2d(xt, k, stride=s, padding=p).numpy(),
+        rtol=0,
+        atol=0,
+    )
+    np.testing.assert_allclose(
+        F.avg_pool2d(x, k, stride=s, padding=p),
+        torch.nn.functional.avg_pool2d(xt, k, stride=s, padding=p).numpy(),
+        rtol=1e-12,
+        atol=1e-12,
+    )
 
 
 @given(logits())
 def test_softmax_matches_torch(z):
     torch = pytest.importorskip("torch")
     zt = torch.from_numpy(z)
-    np.testing.assert_allclose(F.softmax(z), torch.softmax(zt, dim=-1).numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(F.log_softmax(z), torch.log_softmax(zt, dim=-1).numpy(), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(
+        F.softmax(z), torch.softmax(zt, dim=-1).numpy(), rtol=1e-10, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        F.log_softmax(z), torch.log_softmax(zt, dim=-1).numpy(), rtol=1e-10, atol=1e-9
+    )

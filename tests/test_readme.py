@@ -16,8 +16,12 @@ def test_readme_has_exactly_two_setup_commands():
     commands = _setup_commands()
     assert len(commands) == 2, commands
     build, test = commands
-    assert "\n" not in build and "\n" not in test, "each set-up step must be one command"
-    assert "pip install -r requirements.txt" in build and "jupyter-book build ." in build
+    assert "\n" not in build and "\n" not in test, (
+        "each set-up step must be one command"
+    )
+    assert (
+        "pip install -r requirements.txt" in build and "jupyter-book build ." in build
+    )
     assert "pip install -r requirements.txt" in test and "pytest" in test
 
 

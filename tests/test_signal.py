@@ -1,7 +1,7 @@
 """cnnbook.signal: 1-D convolution and correlation against NumPy and SciPy, properties, errors."""
 
-import itertools
 import importlib.util
+import itertools
 
 import numpy as np
 import pytest
@@ -20,7 +20,13 @@ ALL_METHODS = EXACT_METHODS + (["fft", "auto"] if HAVE_FFT else [])
 
 # Every (n, k) with 1 <= n, k <= 6 (length 1, equal lengths, kernel longer than the signal, odd
 # and even "same" centring), plus a few longer pairs.
-LENGTHS = list(itertools.product(range(1, 7), repeat=2)) + [(1, 17), (17, 1), (23, 8), (8, 23), (40, 11)]
+LENGTHS = list(itertools.product(range(1, 7), repeat=2)) + [
+    (1, 17),
+    (17, 1),
+    (23, 8),
+    (8, 23),
+    (40, 11),
+]
 
 
 def _pair(n, k, seed, kind="float"):
@@ -86,8 +92,16 @@ def test_matches_scipy_where_semantics_agree(method, mode):
         if mode == "same" and n < k:
             continue
         x, w = _pair(n, k, seed)
-        _close(conv1d(x, w, mode, method), scipy.signal.convolve(x, w, mode, method="direct"), method)
-        _close(correlate1d(x, w, mode, method), scipy.signal.correlate(x, w, mode, method="direct"), method)
+        _close(
+            conv1d(x, w, mode, method),
+            scipy.signal.convolve(x, w, mode, method="direct"),
+            method,
+        )
+        _close(
+            correlate1d(x, w, mode, method),
+            scipy.signal.correlate(x, w, mode, method="direct"),
+            method,
+        )
 
 
 def test_float32_stays_float32_and_mixed_dtypes_promote():
@@ -124,7 +138,9 @@ def test_auto_uses_direct_for_integers_and_agrees_for_floats():
 def test_output_length_over_a_grid():
     for n, k in itertools.product(range(1, 13), repeat=2):
         for mode in MODES:
-            assert output_length(n, k, mode) == len(np.convolve(np.ones(n), np.ones(k), mode))
+            assert output_length(n, k, mode) == len(
+                np.convolve(np.ones(n), np.ones(k), mode)
+            )
     assert output_length(10, 3, "full") == 12
     assert output_length(10, 3, "same") == 10
     assert output_length(10, 3, "valid") == 8
@@ -142,13 +158,19 @@ def arrays(length=small):
 
 
 def int_arrays():
-    return small.flatmap(lambda n: hnp.arrays(np.int64, n, elements=st.integers(-50, 50)))
+    return small.flatmap(
+        lambda n: hnp.arrays(np.int64, n, elements=st.integers(-50, 50))
+    )
 
 
 @given(x=arrays(), w=arrays(), mode=st.sampled_from(MODES))
 def test_loops_equal_direct(x, w, mode):
-    np.testing.assert_allclose(conv1d(x, w, mode, "loops"), conv1d(x, w, mode, "direct"), atol=1e-9)
-    np.testing.assert_allclose(correlate1d(x, w, mode, "loops"), correlate1d(x, w, mode, "direct"), atol=1e-9)
+    np.testing.assert_allclose(
+        conv1d(x, w, mode, "loops"), conv1d(x, w, mode, "direct"), atol=1e-9
+    )
+    np.testing.assert_allclose(
+        correlate1d(x, w, mode, "loops"), correlate1d(x, w, mode, "direct"), atol=1e-9
+    )
 
 
 @given(x=int_arrays(), w=int_arrays())
@@ -166,7 +188,9 @@ def test_linear(data, w, a, b):
     n = data.draw(small)
     x1 = data.draw(hnp.arrays(np.float64, n, elements=values))
     x2 = data.draw(hnp.arrays(np.float64, n, elements=values))
-    np.testing.assert_allclose(conv1d(a * x1 + b * x2, w), a * conv1d(x1, w) + b * conv1d(x2, w), atol=1e-8)
+    np.testing.assert_allclose(
+        conv1d(a * x1 + b * x2, w), a * conv1d(x1, w) + b * conv1d(x2, w), atol=1e-8
+    )
 
 
 @given(x=arrays(), w=arrays(), s=st.integers(min_value=0, max_value=5))
@@ -186,13 +210,19 @@ def test_identity_kernel(x, k):
 
 @given(x=arrays(), w=arrays())
 def test_sum_of_full_output_is_product_of_sums(x, w):
-    np.testing.assert_allclose(conv1d(x, w).sum(), x.sum() * w.sum(), rtol=1e-9, atol=1e-8)
+    np.testing.assert_allclose(
+        conv1d(x, w).sum(), x.sum() * w.sum(), rtol=1e-9, atol=1e-8
+    )
 
 
 @given(x=arrays(), w=arrays(), mode=st.sampled_from(MODES))
-def test_correlation_is_convolution_with_flipped_kernel_when_signal_is_longer(x, w, mode):
+def test_correlation_is_convolution_with_flipped_kernel_when_signal_is_longer(
+    x, w, mode
+):
     if len(x) >= len(w):
-        np.testing.assert_allclose(correlate1d(x, w, mode), conv1d(x, w[::-1], mode), atol=1e-12)
+        np.testing.assert_allclose(
+            correlate1d(x, w, mode), conv1d(x, w[::-1], mode), atol=1e-12
+        )
     assert len(correlate1d(x, w, mode)) == output_length(len(x), len(w), mode)
 
 
@@ -207,7 +237,9 @@ def test_box_and_gaussian():
         np.testing.assert_allclose(g, g[::-1])
         assert g.sum() == pytest.approx(1.0)
     t = np.arange(-24, 25)
-    assert (sig.gaussian(6.0) * t**2).sum() == pytest.approx(36.0, rel=1e-3)  # variance sigma**2
+    assert (sig.gaussian(6.0) * t**2).sum() == pytest.approx(
+        36.0, rel=1e-3
+    )  # variance sigma**2
     assert len(sig.gaussian(1.0, radius=2)) == 5
 
 
@@ -233,7 +265,9 @@ def test_sharpen_keeps_constants_and_amplifies_detail():
 @pytest.mark.parametrize("fn", [conv1d, correlate1d])
 def test_errors_name_the_problem(fn):
     name = fn.__name__
-    with pytest.raises(ValueError, match=r"x must be 1-D, got an array of shape \(2, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"x must be 1-D, got an array of shape \(2, 3\)"
+    ):
         fn(np.ones((2, 3)), [1.0])
     with pytest.raises(ValueError, match=r"w must be 1-D, got an array of shape \(\)"):
         fn([1.0, 2.0], 3.0)
@@ -241,7 +275,9 @@ def test_errors_name_the_problem(fn):
         fn([], [1.0])
     with pytest.raises(ValueError, match="w is empty"):
         fn([1.0], np.array([]))
-    with pytest.raises(ValueError, match="unknown mode 'circular'.*'full', 'same', 'valid'"):
+    with pytest.raises(
+        ValueError, match="unknown mode 'circular'.*'full', 'same', 'valid'"
+    ):
         fn([1.0], [1.0], "circular")
     with pytest.raises(ValueError, match="unknown method 'numba'"):
         fn([1.0], [1.0], method="numba")

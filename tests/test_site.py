@@ -21,9 +21,19 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 HTML = ROOT / "_build" / "html"
-CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+CHROMIUM = next(
+    (
+        shutil.which(n)
+        for n in ("chromium", "chromium-browser", "google-chrome")
+        if shutil.which(n)
+    ),
+    None,
+)
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (Debian: apt-get install chromium)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None,
+    reason="Chromium is not installed (Debian: apt-get install chromium)",
+)
 
 
 def _sources():
@@ -46,10 +56,15 @@ def site() -> Path:
     index = HTML / "index.html"
     newest_source = max(p.stat().st_mtime for p in _sources())
     pages = [HTML / p for p in _toc_pages()]
-    if not index.exists() or any(not p.exists() or p.stat().st_mtime < newest_source for p in pages):
+    if not index.exists() or any(
+        not p.exists() or p.stat().st_mtime < newest_source for p in pages
+    ):
         jb = Path(sys.executable).with_name("jupyter-book")
-        result = subprocess.run([str(jb), "build", str(ROOT), "-W", "-n", "--keep-going"],
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [str(jb), "build", str(ROOT), "-W", "-n", "--keep-going"],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return HTML
 
@@ -57,12 +72,28 @@ def site() -> Path:
 def _dump_dom(page: Path) -> str:
     with tempfile.TemporaryDirectory() as profile:
         result = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--virtual-time-budget=15000", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=120,
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                page.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
-    assert result.returncode == 0, f"{page.name}: Chromium exited with {result.returncode}: {result.stderr[-2000:]}"
+    assert result.returncode == 0, (
+        f"{page.name}: Chromium exited with {result.returncode}: {result.stderr[-2000:]}"
+    )
     return result.stdout
 
 
@@ -127,7 +158,8 @@ def test_page_loads_with_typeset_math_and_resolving_links(site, page_name):
 
     expected_math = static.count('class="math notranslate nohighlight"')
     assert dom.mathjax >= expected_math, (
-        f"{page_name}: {expected_math} math elements but only {dom.mathjax} typeset by MathJax")
+        f"{page_name}: {expected_math} math elements but only {dom.mathjax} typeset by MathJax"
+    )
     visible = "".join(dom.text)
     for raw in ("$$", "\\(", "\\["):
         assert raw not in visible, f"{page_name}: raw TeX {raw!r} left in the page text"
@@ -146,7 +178,9 @@ def test_page_loads_with_typeset_math_and_resolving_links(site, page_name):
             path = path / "index.html"
         assert path.is_file(), f"{page_name}: link {href} does not resolve"
         if fragment and path.suffix == ".html" and path != page:
-            assert f'id="{fragment}"' in path.read_text(), f"{page_name}: link {href}: no such anchor"
+            assert f'id="{fragment}"' in path.read_text(), (
+                f"{page_name}: link {href}: no such anchor"
+            )
         elif fragment and path == page:
             assert fragment in dom.ids, f"{page_name}: link #{fragment}: no such anchor"
 
@@ -155,5 +189,6 @@ def test_math_is_served_offline(site):
     """MathJax must come from the built site itself, never from a CDN."""
     index = (site / "index.html").read_text()
     assert "cdn.jsdelivr.net/npm/mathjax" not in index
-    assert list((site / "_static").rglob("tex-chtml*.js")) or list((site / "_static").rglob("tex-*.js")), \
-        "no bundled MathJax under _static"
+    assert list((site / "_static").rglob("tex-chtml*.js")) or list(
+        (site / "_static").rglob("tex-*.js")
+    ), "no bundled MathJax under _static"

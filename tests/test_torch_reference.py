@@ -31,8 +31,15 @@ def conv_case(draw):
     h = draw(st.integers(max(1, d[0] * (kh - 1) + 1 - 2 * p[0]), 12))
     w = draw(st.integers(max(1, d[1] * (kw - 1) + 1 - 2 * p[1]), 12))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    return (rng.standard_normal((n, c, h, w)), rng.standard_normal((f, c, kh, kw)),
-            rng.standard_normal(f), s, p, d, rng)
+    return (
+        rng.standard_normal((n, c, h, w)),
+        rng.standard_normal((f, c, kh, kw)),
+        rng.standard_normal(f),
+        s,
+        p,
+        d,
+        rng,
+    )
 
 
 @given(conv_case())
@@ -58,7 +65,9 @@ def pool_case(draw):
     h = draw(st.integers(max(1, k[0] - 2 * p[0]), 10))
     w = draw(st.integers(max(1, k[1] - 2 * p[1]), 10))
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
-    x = np.round(rng.standard_normal((2, 2, h, w)) * 2)  # many ties: tests the tie rule too
+    x = np.round(
+        rng.standard_normal((2, 2, h, w)) * 2
+    )  # many ties: tests the tie rule too
     return x, k, s, p, rng
 
 
@@ -71,7 +80,9 @@ def test_max_pool2d_equals_torch(case):
     np.testing.assert_array_equal(out, out_t.detach().numpy())
     dout = rng.standard_normal(out.shape)
     out_t.backward(torch.from_numpy(dout))
-    np.testing.assert_allclose(F.max_pool2d_backward(dout, x, k, s, p), xt.grad.numpy(), **TOL)
+    np.testing.assert_allclose(
+        F.max_pool2d_backward(dout, x, k, s, p), xt.grad.numpy(), **TOL
+    )
 
 
 @given(pool_case())
@@ -83,7 +94,9 @@ def test_avg_pool2d_equals_torch(case):
     np.testing.assert_allclose(out, out_t.detach().numpy(), **TOL)
     dout = rng.standard_normal(out.shape)
     out_t.backward(torch.from_numpy(dout))
-    np.testing.assert_allclose(F.avg_pool2d_backward(dout, x, k, s, p), xt.grad.numpy(), **TOL)
+    np.testing.assert_allclose(
+        F.avg_pool2d_backward(dout, x, k, s, p), xt.grad.numpy(), **TOL
+    )
 
 
 def test_relu_equals_torch_including_zero():
@@ -98,7 +111,11 @@ def test_relu_equals_torch_including_zero():
 
 def test_linear_equals_torch():
     rng = np.random.default_rng(0)
-    x, W, b = rng.standard_normal((4, 7)), rng.standard_normal((3, 7)), rng.standard_normal(3)
+    x, W, b = (
+        rng.standard_normal((4, 7)),
+        rng.standard_normal((3, 7)),
+        rng.standard_normal(3),
+    )
     xt, Wt, bt = leaf(x), leaf(W), leaf(b)
     out_t = TF.linear(xt, Wt, bt)
     np.testing.assert_allclose(F.linear(x, W, b), out_t.detach().numpy(), **TOL)
@@ -114,14 +131,24 @@ def test_softmax_log_softmax_cross_entropy_equal_torch(scale):
     z = rng.standard_normal((6, 10)) * scale
     t = rng.integers(0, 10, size=6)
     zt = leaf(z)
-    np.testing.assert_allclose(F.softmax(z), TF.softmax(zt, dim=-1).detach().numpy(), **TOL)
-    np.testing.assert_allclose(F.softmax(z, axis=0), TF.softmax(zt, dim=0).detach().numpy(), **TOL)
-    np.testing.assert_allclose(F.log_softmax(z), TF.log_softmax(zt, dim=-1).detach().numpy(),
-                               rtol=1e-10, atol=1e-8)
+    np.testing.assert_allclose(
+        F.softmax(z), TF.softmax(zt, dim=-1).detach().numpy(), **TOL
+    )
+    np.testing.assert_allclose(
+        F.softmax(z, axis=0), TF.softmax(zt, dim=0).detach().numpy(), **TOL
+    )
+    np.testing.assert_allclose(
+        F.log_softmax(z),
+        TF.log_softmax(zt, dim=-1).detach().numpy(),
+        rtol=1e-10,
+        atol=1e-8,
+    )
     loss_t = TF.cross_entropy(zt, torch.from_numpy(t))
     assert F.cross_entropy(z, t) == pytest.approx(loss_t.item(), rel=1e-10, abs=1e-8)
     loss_t.backward()
-    np.testing.assert_allclose(F.softmax_cross_entropy_backward(z, t), zt.grad.numpy(), **TOL)
+    np.testing.assert_allclose(
+        F.softmax_cross_entropy_backward(z, t), zt.grad.numpy(), **TOL
+    )
 
 
 def test_float32_conv_close_to_torch():
@@ -130,5 +157,7 @@ def test_float32_conv_close_to_torch():
     w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
     out = F.conv2d(x, w, None, 2, 1, 1)
     assert out.dtype == np.float32
-    ref = TF.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1).numpy()
+    ref = TF.conv2d(
+        torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1
+    ).numpy()
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)

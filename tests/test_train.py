@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from cnnbook import layers, models
-from cnnbook.optim import SGD, cosine_lr
 from cnnbook.diagnostics import PhaseTimer
+from cnnbook.optim import SGD, cosine_lr
 from cnnbook.train import evaluate, fit, load_weights, random_shift, save_weights
 
 
@@ -14,6 +14,7 @@ def tiny():
     """32 real 8×8 digits (or random images when scikit-learn is missing)."""
     try:
         from cnnbook.data import load_sklearn_digits
+
         X, y = load_sklearn_digits()
         return X[:32], y[:32]
     except ImportError:
@@ -22,7 +23,9 @@ def tiny():
 
 
 def small_cnn(seed=0, filters=4, dtype=np.float32):
-    return models.seed_cnn(filters=filters, kernel_size=3, padding=1, input_size=8, rng=seed, dtype=dtype)
+    return models.seed_cnn(
+        filters=filters, kernel_size=3, padding=1, input_size=8, rng=seed, dtype=dtype
+    )
 
 
 def test_overfits_a_tiny_batch(tiny):
@@ -41,12 +44,27 @@ def test_overfits_a_tiny_batch(tiny):
 def test_history_has_one_entry_per_epoch(tiny):
     X, y = tiny
     model = small_cnn()
-    history = fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.05), epochs=3, batch_size=10)
-    for name in ("train_loss", "train_acc", "forward_time", "backward_time", "update_time", "epoch_time", "lr"):
+    history = fit(
+        model, X, y, optimizer=SGD(model.parameters(), lr=0.05), epochs=3, batch_size=10
+    )
+    for name in (
+        "train_loss",
+        "train_acc",
+        "forward_time",
+        "backward_time",
+        "update_time",
+        "epoch_time",
+        "lr",
+    ):
         assert len(getattr(history, name)) == 3, name
     assert history.val_loss == [] and history.val_acc == []
     assert all(t > 0 for t in history.forward_time + history.backward_time)
-    assert all(f + b <= e for f, b, e in zip(history.forward_time, history.backward_time, history.epoch_time))
+    assert all(
+        f + b <= e
+        for f, b, e in zip(
+            history.forward_time, history.backward_time, history.epoch_time
+        )
+    )
     assert history.epochs == 3 and "3 epochs" in repr(history)
 
 
@@ -56,8 +74,16 @@ def test_reproducible_with_a_seed(tiny):
     def run(seed):
         model = small_cnn(seed=1)
         opt = SGD(model.parameters(), lr=0.05, momentum=0.9)
-        h = fit(model, X, y, optimizer=opt, epochs=4, batch_size=8, seed=seed,
-                augment=lambda xb, rng: random_shift(xb, 1, rng))
+        h = fit(
+            model,
+            X,
+            y,
+            optimizer=opt,
+            epochs=4,
+            batch_size=8,
+            seed=seed,
+            augment=lambda xb, rng: random_shift(xb, 1, rng),
+        )
         return h, model.state_dict()
 
     h1, s1 = run(3)
@@ -74,7 +100,15 @@ def test_schedule_sets_learning_rate(tiny):
     X, y = tiny
     model = small_cnn()
     opt = SGD(model.parameters(), lr=1.0)
-    h = fit(model, X, y, optimizer=opt, epochs=4, batch_size=16, schedule=lambda e: cosine_lr(e, 4, 0.1))
+    h = fit(
+        model,
+        X,
+        y,
+        optimizer=opt,
+        epochs=4,
+        batch_size=16,
+        schedule=lambda e: cosine_lr(e, 4, 0.1),
+    )
     np.testing.assert_allclose(h.lr, [cosine_lr(e, 4, 0.1) for e in range(4)])
     assert opt.lr == h.lr[-1]
 
@@ -83,8 +117,18 @@ def test_timer_hook_sees_every_phase(tiny):
     X, y = tiny
     model = small_cnn()
     timer = PhaseTimer()
-    fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.05), epochs=2, batch_size=8,
-        X_val=X, y_val=y, augment=lambda xb, rng: random_shift(xb, 1, rng), timer=timer)
+    fit(
+        model,
+        X,
+        y,
+        optimizer=SGD(model.parameters(), lr=0.05),
+        epochs=2,
+        batch_size=8,
+        X_val=X,
+        y_val=y,
+        augment=lambda xb, rng: random_shift(xb, 1, rng),
+        timer=timer,
+    )
     # One total per phase and epoch: fit closes every epoch with timer.end_epoch().
     for phase in ("augment", "forward", "backward", "update", "evaluate"):
         assert len(timer.history[phase]) == 2, phase
@@ -96,14 +140,28 @@ def test_fit_stops_on_divergence(tiny):
     model = small_cnn()
     model[0].params["weight"][0] = np.nan  # what a far too large step leaves behind
     with pytest.raises(FloatingPointError, match="too large"):
-        fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.1), epochs=1, batch_size=8)
+        fit(
+            model,
+            X,
+            y,
+            optimizer=SGD(model.parameters(), lr=0.1),
+            epochs=1,
+            batch_size=8,
+        )
 
 
-@pytest.mark.parametrize("kwargs, error, match", [
-    (dict(epochs=-1), ValueError, "epochs"),
-    (dict(epochs=1, batch_size=0), ValueError, "batch_size"),
-    (dict(epochs=1, X_val=np.zeros((2, 1, 8, 8), np.float32)), ValueError, "X_val and y_val"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        (dict(epochs=-1), ValueError, "epochs"),
+        (dict(epochs=1, batch_size=0), ValueError, "batch_size"),
+        (
+            dict(epochs=1, X_val=np.zeros((2, 1, 8, 8), np.float32)),
+            ValueError,
+            "X_val and y_val",
+        ),
+    ],
+)
 def test_fit_rejects_bad_arguments(tiny, kwargs, error, match):
     X, y = tiny
     model = small_cnn()
@@ -123,6 +181,7 @@ def test_fit_rejects_bad_labels(tiny):
 
 # ---------------------------------------------------------------------------------- random_shift
 
+
 def test_random_shift_moves_whole_images():
     rng = np.random.default_rng(0)
     x = np.zeros((200, 2, 9, 9), np.float32)
@@ -132,8 +191,8 @@ def test_random_shift_moves_whole_images():
     assert out.shape == x.shape and out.dtype == x.dtype
     np.testing.assert_array_equal(x[:, :, 4, 4], [[1.0, 2.0]] * 200)  # input untouched
     for img in out:
-        (r0, c0), = np.argwhere(img[0] == 1.0)
-        (r1, c1), = np.argwhere(img[1] == 2.0)
+        ((r0, c0),) = np.argwhere(img[0] == 1.0)
+        ((r1, c1),) = np.argwhere(img[1] == 2.0)
         assert (r0, c0) == (r1, c1)  # channels move together
         assert abs(r0 - 4) <= 2 and abs(c0 - 4) <= 2
         assert img.sum() == 3.0
@@ -172,10 +231,18 @@ def test_random_shift_zero_and_errors():
 
 # ---------------------------------------------------------------------------------- save / load
 
+
 def test_save_load_round_trips_bit_exactly(tmp_path, tiny):
     X, y = tiny
     model = small_cnn(seed=0)
-    fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9), epochs=2, batch_size=8)
+    fit(
+        model,
+        X,
+        y,
+        optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9),
+        epochs=2,
+        batch_size=8,
+    )
     path = save_weights(model, tmp_path / "weights")
     assert path.name == "weights.npz" and path.exists()
     with np.load(path, allow_pickle=False) as archive:  # plain arrays, no pickles
@@ -196,15 +263,21 @@ def test_load_rejects_wrong_shapes(tmp_path):
     path = save_weights(small_cnn(filters=4), tmp_path / "four.npz")
     model = small_cnn(filters=6)
     before = model.state_dict()
-    with pytest.raises(ValueError, match=r"four.npz: '0.weight' has shape \(4, 1, 3, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"four.npz: '0.weight' has shape \(4, 1, 3, 3\)"
+    ):
         load_weights(model, path)
     for key, value in model.state_dict().items():  # nothing changed
         np.testing.assert_array_equal(value, before[key])
 
 
 def test_load_rejects_wrong_keys(tmp_path):
-    deeper = layers.Sequential(layers.Flatten(), layers.Linear(64, 10, rng=0), layers.ReLU(),
-                               layers.Linear(10, 10, rng=1))
+    deeper = layers.Sequential(
+        layers.Flatten(),
+        layers.Linear(64, 10, rng=0),
+        layers.ReLU(),
+        layers.Linear(10, 10, rng=1),
+    )
     path = save_weights(deeper, tmp_path / "mlp.npz")
     with pytest.raises(ValueError, match="missing keys.*unexpected keys"):
         load_weights(small_cnn(), path)
@@ -227,7 +300,17 @@ def test_progress_bar_is_optional(tiny, capsys):
     pytest.importorskip("tqdm")
     X, y = tiny
     model = small_cnn()
-    fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.05), epochs=2, batch_size=16, progress=True)
+    fit(
+        model,
+        X,
+        y,
+        optimizer=SGD(model.parameters(), lr=0.05),
+        epochs=2,
+        batch_size=16,
+        progress=True,
+    )
     assert "training" in capsys.readouterr().err
-    fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.05), epochs=2, batch_size=16)
+    fit(
+        model, X, y, optimizer=SGD(model.parameters(), lr=0.05), epochs=2, batch_size=16
+    )
     assert capsys.readouterr().err == ""  # off by default

@@ -18,8 +18,13 @@ __all__ = ["SECTIONS", "Table", "best_time"]
 SECTIONS = ["conv1d", "conv2d", "gemm", "training"]
 
 
-def best_time(fn: Callable[[], object], *, repeat: int = 5, number: int | None = None,
-              min_time: float = 0.02) -> float:
+def best_time(
+    fn: Callable[[], object],
+    *,
+    repeat: int = 5,
+    number: int | None = None,
+    min_time: float = 0.02,
+) -> float:
     """Seconds per call of ``fn``: the minimum over ``repeat`` rounds.
 
     The minimum, not the mean: on a noisy machine every disturbance makes a run slower, never
@@ -56,7 +61,9 @@ class Table:
 
     def add(self, *row) -> None:
         if len(row) != len(self.columns):
-            raise ValueError(f"row has {len(row)} cells, table {self.title!r} has {len(self.columns)} columns")
+            raise ValueError(
+                f"row has {len(row)} cells, table {self.title!r} has {len(self.columns)} columns"
+            )
         self.rows.append(list(row))
 
     def format(self) -> str:
@@ -66,10 +73,18 @@ class Table:
             return str(v)
 
         text = [[cell(v) for v in row] for row in self.rows]
-        widths = [max(len(c), *(len(r[i]) for r in text)) for i, c in enumerate(self.columns)]
+        widths = [
+            max(len(c), *(len(r[i]) for r in text)) for i, c in enumerate(self.columns)
+        ]
         line = "  ".join(c.ljust(w) for c, w in zip(self.columns, widths))
         out = [self.title, "=" * len(self.title), line, "-" * len(line)]
-        out += ["  ".join(v.rjust(w) if i else v.ljust(w) for i, (v, w) in enumerate(zip(r, widths))) for r in text]
+        out += [
+            "  ".join(
+                v.rjust(w) if i else v.ljust(w)
+                for i, (v, w) in enumerate(zip(r, widths))
+            )
+            for r in text
+        ]
         out += [f"  {note}" for note in self.notes]
         return "\n".join(out)
 

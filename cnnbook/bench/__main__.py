@@ -15,15 +15,30 @@ from . import SECTIONS
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cnnbook.bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="smaller grids and fewer repeats (about a minute)")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS, metavar="SECTION",
-                        help=f"run only these sections: {', '.join(SECTIONS)}")
+    parser = argparse.ArgumentParser(
+        prog="python -m cnnbook.bench", description=__doc__
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller grids and fewer repeats (about a minute)",
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        metavar="SECTION",
+        help=f"run only these sections: {', '.join(SECTIONS)}",
+    )
     args = parser.parse_args(argv)
 
-    print(f"cnnbook benchmark — Python {platform.python_version()}, NumPy {np.__version__}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}")
-    print("All numbers are ratios or rates measured in this one run (minimum of repeats).\n")
+    print(
+        f"cnnbook benchmark — Python {platform.python_version()}, NumPy {np.__version__}, "
+        f"{os.cpu_count()} CPUs, {platform.machine()}"
+    )
+    print(
+        "All numbers are ratios or rates measured in this one run (minimum of repeats).\n"
+    )
     for name in args.only or SECTIONS:
         try:
             section = importlib.import_module(f".{name}", __package__)

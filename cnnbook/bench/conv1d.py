@@ -13,7 +13,10 @@ from . import Table, best_time
 __all__ = ["measure_grid", "run", "GRID", "QUICK_GRID"]
 
 # Signal lengths N and kernel lengths K (pairs with K ≤ N; convolution is symmetric in N and K).
-GRID = ([64, 256, 1024, 4096, 16384, 65536], [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384])
+GRID = (
+    [64, 256, 1024, 4096, 16384, 65536],
+    [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384],
+)
 QUICK_GRID = ([64, 512, 4096, 32768], [3, 8, 24, 64, 192, 512, 2048])
 
 
@@ -22,8 +25,16 @@ def _signals(n: int, k: int, seed: int, dtype=np.float64):
     return rng.standard_normal(n).astype(dtype), rng.standard_normal(k).astype(dtype)
 
 
-def measure_grid(ns, ks, *, methods=("direct", "fft"), repeat: int = 5, min_time: float = 0.005,
-                 seed: int = 0, dtype=np.float64) -> dict:
+def measure_grid(
+    ns,
+    ks,
+    *,
+    methods=("direct", "fft"),
+    repeat: int = 5,
+    min_time: float = 0.005,
+    seed: int = 0,
+    dtype=np.float64,
+) -> dict:
     """Best-of-``repeat`` seconds per call of ``conv1d(x, w, method=m)`` (mode 'full') on a grid.
 
     Returns ``{"n": (P,), "k": (P,), m: (P,) for each method}`` over the pairs with k ≤ n. The
@@ -54,7 +65,9 @@ def measure_grid(ns, ks, *, methods=("direct", "fft"), repeat: int = 5, min_time
 def _calls_per_round(fn, min_time: float) -> int:
     """How many calls of ``fn`` take at least ``min_time`` seconds (a power of two)."""
     number = 1
-    while number < 1 << 20 and best_time(fn, repeat=1, number=number) * number < min_time:
+    while (
+        number < 1 << 20 and best_time(fn, repeat=1, number=number) * number < min_time
+    ):
         number *= 2
     return number
 
@@ -64,36 +77,69 @@ def run(quick: bool) -> list[Table]:
 
     ns, ks = QUICK_GRID if quick else GRID
     repeat, min_time = (15, 0.002) if quick else (21, 0.003)
-    grid = measure_grid(ns, ks, methods=("direct", "fft", "auto"), repeat=repeat, min_time=min_time)
+    grid = measure_grid(
+        ns, ks, methods=("direct", "fft", "auto"), repeat=repeat, min_time=min_time
+    )
     direct_over_fft = grid["direct"] / grid["fft"]
     auto_ratio = grid["auto"] / np.minimum(grid["direct"], grid["fft"])
 
-    speed = Table("conv1d: FFT vs direct (float64, mode 'full')",
-                  ["N", "K", "direct/fft time", "faster", "auto picks", "auto/best"])
+    speed = Table(
+        "conv1d: FFT vs direct (float64, mode 'full')",
+        ["N", "K", "direct/fft time", "faster", "auto picks", "auto/best"],
+    )
     for i, (n, k) in enumerate(zip(grid["n"], grid["k"])):
         ratio = direct_over_fft[i]
-        speed.add(int(n), int(k), float(ratio), "fft" if ratio > 1 else "direct",
-                  choose_conv_method(int(n), int(k)), float(auto_ratio[i]))
+        speed.add(
+            int(n),
+            int(k),
+            float(ratio),
+            "fft" if ratio > 1 else "direct",
+            choose_conv_method(int(n), int(k)),
+            float(auto_ratio[i]),
+        )
 
     try:
         from scipy.signal import choose_conv_method as scipy_choose
-    except ImportError:  # scipy is a dependency, but keep the benchmark usable without it
+    except (
+        ImportError
+    ):  # scipy is a dependency, but keep the benchmark usable without it
         scipy_choose = None
-    summary = Table("conv1d: method='auto' vs the best of direct and fft over the grid",
-                    ["chooser", "worst ratio to best", "mean ratio", "wrong picks"])
-    picks = np.array([choose_conv_method(int(n), int(k)) for n, k in zip(grid["n"], grid["k"])])
+    summary = Table(
+        "conv1d: method='auto' vs the best of direct and fft over the grid",
+        ["chooser", "worst ratio to best", "mean ratio", "wrong picks"],
+    )
+    picks = np.array(
+        [choose_conv_method(int(n), int(k)) for n, k in zip(grid["n"], grid["k"])]
+    )
     faster = np.where(direct_over_fft > 1, "fft", "direct")
-    summary.add("cnnbook auto (timed)", float(auto_ratio.max()), float(auto_ratio.mean()),
-                f"{int((picks != faster).sum())}/{len(picks)}")
+    summary.add(
+        "cnnbook auto (timed)",
+        float(auto_ratio.max()),
+        float(auto_ratio.mean()),
+        f"{int((picks != faster).sum())}/{len(picks)}",
+    )
     if scipy_choose is not None:
-        choice = np.array([scipy_choose(*_signals(int(n), int(k), 0), mode="full")
-                           for n, k in zip(grid["n"], grid["k"])])
-        scipy_ratio = np.where(choice == "fft", 1 / np.minimum(direct_over_fft, 1), np.maximum(direct_over_fft, 1))
-        summary.add("scipy.signal.choose_conv_method (its pick, timed with cnnbook)",
-                    float(scipy_ratio.max()), float(scipy_ratio.mean()),
-                    f"{int((choice != faster).sum())}/{len(choice)}")
+        choice = np.array(
+            [
+                scipy_choose(*_signals(int(n), int(k), 0), mode="full")
+                for n, k in zip(grid["n"], grid["k"])
+            ]
+        )
+        scipy_ratio = np.where(
+            choice == "fft",
+            1 / np.minimum(direct_over_fft, 1),
+            np.maximum(direct_over_fft, 1),
+        )
+        summary.add(
+            "scipy.signal.choose_conv_method (its pick, timed with cnnbook)",
+            float(scipy_ratio.max()),
+            float(scipy_ratio.mean()),
+            f"{int((choice != faster).sum())}/{len(choice)}",
+        )
     worst = int(np.argmax(auto_ratio))
-    summary.notes.append(f"worst auto/best: {auto_ratio[worst]:.2f} at N={grid['n'][worst]}, "
-                         f"K={grid['k'][worst]} (goal: ≤ 1.2). auto pays for its decision, a "
-                         f"fraction of a µs, visible on the smallest inputs; a few % either way is noise")
+    summary.notes.append(
+        f"worst auto/best: {auto_ratio[worst]:.2f} at N={grid['n'][worst]}, "
+        f"K={grid['k'][worst]} (goal: ≤ 1.2). auto pays for its decision, a "
+        f"fraction of a µs, visible on the smallest inputs; a few % either way is noise"
+    )
     return [speed, summary]

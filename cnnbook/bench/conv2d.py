@@ -35,8 +35,20 @@ try:
 except ImportError:  # pragma: no cover
     threadpool_limits = None
 
-__all__ = ["SHAPES", "Rung", "rungs", "problem", "threads", "time_rung", "measure", "gemm_gflops",
-           "safety", "ladder_tables", "safety_table", "run"]
+__all__ = [
+    "SHAPES",
+    "Rung",
+    "rungs",
+    "problem",
+    "threads",
+    "time_rung",
+    "measure",
+    "gemm_gflops",
+    "safety",
+    "ladder_tables",
+    "safety_table",
+    "run",
+]
 
 # name -> (x shape, w shape, padding)
 SHAPES = {
@@ -54,22 +66,28 @@ class Rung:
     forward: Callable
     backward: Callable
     threads: int = 1
-    extrapolated: bool = False  # timed on a slice of the problem, scaled by the multiply-adds
-    numpy: bool = False          # counts as a "NumPy path" for the ratio column
+    extrapolated: bool = (
+        False  # timed on a slice of the problem, scaled by the multiply-adds
+    )
+    numpy: bool = False  # counts as a "NumPy path" for the ratio column
     torch: bool = False
 
 
 def _numba_rung(name, kernel, threads=1):
-    return Rung(name,
-                lambda x, w, b, p: fast.conv2d(x, w, b, padding=p, kernel=kernel),
-                lambda g, x, w, p: fast.conv2d_backward(g, x, w, padding=p, kernel=kernel),
-                threads)
+    return Rung(
+        name,
+        lambda x, w, b, p: fast.conv2d(x, w, b, padding=p, kernel=kernel),
+        lambda g, x, w, p: fast.conv2d_backward(g, x, w, padding=p, kernel=kernel),
+        threads,
+    )
 
 
 def _torch_rung(threads):
     def forward(x, w, b, p):
         with torch.no_grad():
-            return torch_F.conv2d(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=p)
+            return torch_F.conv2d(
+                torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=p
+            )
 
     _cache = {}  # the forward graph, built once per problem and kept (its tensors share x's memory)
 
@@ -81,35 +99,68 @@ def _torch_rung(threads):
             xt = torch.from_numpy(x).requires_grad_()
             wt = torch.from_numpy(w).requires_grad_()
             bt = torch.zeros(w.shape[0], dtype=wt.dtype, requires_grad=True)
-            _cache[key] = (torch_F.conv2d(xt, wt, bt, padding=p), (xt, wt, bt), torch.from_numpy(dout))
+            _cache[key] = (
+                torch_F.conv2d(xt, wt, bt, padding=p),
+                (xt, wt, bt),
+                torch.from_numpy(dout),
+            )
         out, inputs, grad = _cache[key]
         return torch.autograd.grad(out, inputs, grad, retain_graph=True)
 
-    return Rung(f"PyTorch F.conv2d ({threads} thread{'s' if threads > 1 else ''})", forward, backward,
-                threads, torch=True)
+    return Rung(
+        f"PyTorch F.conv2d ({threads} thread{'s' if threads > 1 else ''})",
+        forward,
+        backward,
+        threads,
+        torch=True,
+    )
 
 
 def rungs() -> list[Rung]:
     """The ladder, slowest first; numba and PyTorch rungs only when they are installed."""
     ladder = [
-        Rung("Python seven loops", lambda x, w, b, p: naive.conv2d(x, w, b, padding=p),
-             lambda g, x, w, p: naive.conv2d_backward(g, x, w, padding=p), extrapolated=True),
-        Rung("NumPy windows + einsum", lambda x, w, b, p: fast.conv2d_windows(x, w, b, padding=p),
-             lambda g, x, w, p: fast.conv2d_windows_backward(g, x, w, padding=p), numpy=True),
-        Rung("im2col, one 2-D GEMM", lambda x, w, b, p: fast.conv2d_im2col_2d(x, w, b, padding=p),
-             lambda g, x, w, p: fast.conv2d_im2col_2d_backward(g, x, w, padding=p), numpy=True),
-        Rung("batched im2col (functional)",
-             lambda x, w, b, p: functional.conv2d(x, w, b, padding=p, method="im2col"),
-             lambda g, x, w, p: functional.conv2d_backward(g, x, w, padding=p, method="im2col"),
-             numpy=True),
-        Rung("FFT (rfft2, batched)", lambda x, w, b, p: fast.conv2d_fft(x, w, b, padding=p),
-             lambda g, x, w, p: fast.conv2d_fft_backward(g, x, w, padding=p), numpy=True),
+        Rung(
+            "Python seven loops",
+            lambda x, w, b, p: naive.conv2d(x, w, b, padding=p),
+            lambda g, x, w, p: naive.conv2d_backward(g, x, w, padding=p),
+            extrapolated=True,
+        ),
+        Rung(
+            "NumPy windows + einsum",
+            lambda x, w, b, p: fast.conv2d_windows(x, w, b, padding=p),
+            lambda g, x, w, p: fast.conv2d_windows_backward(g, x, w, padding=p),
+            numpy=True,
+        ),
+        Rung(
+            "im2col, one 2-D GEMM",
+            lambda x, w, b, p: fast.conv2d_im2col_2d(x, w, b, padding=p),
+            lambda g, x, w, p: fast.conv2d_im2col_2d_backward(g, x, w, padding=p),
+            numpy=True,
+        ),
+        Rung(
+            "batched im2col (functional)",
+            lambda x, w, b, p: functional.conv2d(x, w, b, padding=p, method="im2col"),
+            lambda g, x, w, p: functional.conv2d_backward(
+                g, x, w, padding=p, method="im2col"
+            ),
+            numpy=True,
+        ),
+        Rung(
+            "FFT (rfft2, batched)",
+            lambda x, w, b, p: fast.conv2d_fft(x, w, b, padding=p),
+            lambda g, x, w, p: fast.conv2d_fft_backward(g, x, w, padding=p),
+            numpy=True,
+        ),
     ]
     if numba is not None:
         ladder += [
             _numba_rung("numba textbook order", "textbook"),
             _numba_rung("numba reordered", "reordered"),
-            _numba_rung(f"numba prange ({PARALLEL_THREADS} threads)", "parallel", PARALLEL_THREADS),
+            _numba_rung(
+                f"numba prange ({PARALLEL_THREADS} threads)",
+                "parallel",
+                PARALLEL_THREADS,
+            ),
             _numba_rung("numba joined rows", "joined"),
         ]
     if torch is not None:
@@ -124,10 +175,18 @@ def problem(shape: str = "A", dtype=np.float32, seed: int = 0) -> dict:
     x = rng.standard_normal(xs).astype(dtype)
     w = (rng.standard_normal(ws) / np.sqrt(np.prod(ws[1:]))).astype(dtype)
     b = rng.standard_normal(ws[0]).astype(dtype)
-    dout = rng.standard_normal((xs[0], ws[0], xs[2] + 2 * padding - ws[2] + 1,
-                                xs[3] + 2 * padding - ws[3] + 1)).astype(dtype)
-    return dict(shape=shape, x=x, w=w, b=b, dout=dout, padding=padding,
-                flops=fast.conv2d_flops(xs, ws, padding=padding))
+    dout = rng.standard_normal(
+        (xs[0], ws[0], xs[2] + 2 * padding - ws[2] + 1, xs[3] + 2 * padding - ws[3] + 1)
+    ).astype(dtype)
+    return dict(
+        shape=shape,
+        x=x,
+        w=w,
+        b=b,
+        dout=dout,
+        padding=padding,
+        flops=fast.conv2d_flops(xs, ws, padding=padding),
+    )
 
 
 @contextlib.contextmanager
@@ -135,7 +194,11 @@ def threads(n: int):
     """Run the block with ``n`` threads for BLAS, numba and PyTorch; restore them afterwards."""
     saved_numba = numba.get_num_threads() if numba is not None else None
     saved_torch = torch.get_num_threads() if torch is not None else None
-    limits = threadpool_limits(n) if threadpool_limits is not None else contextlib.nullcontext()
+    limits = (
+        threadpool_limits(n)
+        if threadpool_limits is not None
+        else contextlib.nullcontext()
+    )
     try:
         with limits:
             if numba is not None:
@@ -150,7 +213,9 @@ def threads(n: int):
             torch.set_num_threads(saved_torch)
 
 
-def time_rung(rung: Rung, prob: dict, *, repeat: int = 5, backward: bool = True) -> dict:
+def time_rung(
+    rung: Rung, prob: dict, *, repeat: int = 5, backward: bool = True
+) -> dict:
     """Forward and backward seconds of one rung on one problem (minimum of ``repeat`` rounds).
 
     An ``extrapolated`` rung (the Python loops) runs on one image and one filter only; its time is
@@ -167,8 +232,17 @@ def time_rung(rung: Rung, prob: dict, *, repeat: int = 5, backward: bool = True)
         bwd = float("nan")
         if backward:
             bwd = best_time(lambda: rung.backward(dout, x, w, p), repeat=repeat) * scale
-    record = dict(rung=rung.name, shape=prob["shape"], threads=rung.threads, forward=fwd, backward=bwd,
-                  flops=prob["flops"], numpy=rung.numpy, torch=rung.torch, extrapolated=rung.extrapolated)
+    record = dict(
+        rung=rung.name,
+        shape=prob["shape"],
+        threads=rung.threads,
+        forward=fwd,
+        backward=bwd,
+        flops=prob["flops"],
+        numpy=rung.numpy,
+        torch=rung.torch,
+        extrapolated=rung.extrapolated,
+    )
     if rung.extrapolated:
         record["ns_per_madd"] = fwd / (prob["flops"] / 2) * 1e9
     return record
@@ -184,7 +258,9 @@ def gemm_gflops(n_threads: int = 1, size: int = 512, repeat: int = 5) -> float:
     return 2 * size**3 / seconds / 1e9
 
 
-def measure(shapes=("A", "B"), *, quick: bool = True, only: list[str] | None = None) -> list[dict]:
+def measure(
+    shapes=("A", "B"), *, quick: bool = True, only: list[str] | None = None
+) -> list[dict]:
     """Time every rung (or the ones named in ``only``) on every shape; one record per pair.
 
     All rungs of a shape are timed in interleaved rounds and each keeps its best forward and
@@ -236,13 +312,25 @@ def safety(shapes=("A", "B"), *, quick: bool = True) -> list[dict]:
             for _ in range(3 if quick else 7):
                 for label, kernel, dtype in _SAFETY:
                     p = probs[dtype]
-                    seconds = best_time(lambda: fast.conv2d(p["x"], p["w"], p["b"], padding=p["padding"],
-                                                            kernel=kernel), repeat=2)
+                    seconds = best_time(
+                        lambda: fast.conv2d(
+                            p["x"], p["w"], p["b"], padding=p["padding"], kernel=kernel
+                        ),
+                        repeat=2,
+                    )
                     best[label] = min(best[label], seconds)
         base = best[_SAFETY[0][0]]
         for label, kernel, dtype in _SAFETY:
-            records.append(dict(variant=label, kernel=kernel, dtype=np.dtype(dtype).name, shape=shape,
-                                seconds=best[label], ratio=best[label] / base))
+            records.append(
+                dict(
+                    variant=label,
+                    kernel=kernel,
+                    dtype=np.dtype(dtype).name,
+                    shape=shape,
+                    seconds=best[label],
+                    ratio=best[label] / base,
+                )
+            )
     return records
 
 
@@ -252,29 +340,54 @@ def ladder_tables(records: list[dict], gemm: dict) -> list[Table]:
     for shape in dict.fromkeys(r["shape"] for r in records):
         rows = [r for r in records if r["shape"] == shape]
         numpy_rows = [r for r in rows if r["numpy"]]
-        best_np = min(numpy_rows, key=lambda r: r["forward"] + r["backward"]) if numpy_rows else None
+        best_np = (
+            min(numpy_rows, key=lambda r: r["forward"] + r["backward"])
+            if numpy_rows
+            else None
+        )
         torch_by_threads = {r["threads"]: r for r in rows if r["torch"]}
         xs, ws, p = SHAPES[shape]
-        table = Table(f"conv2d, shape {shape}: x {xs}, w {ws}, padding {p}, float32",
-                      ["rung", "threads", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s",
-                       "fwd+bwd / best NumPy", "fwd+bwd / PyTorch"])
+        table = Table(
+            f"conv2d, shape {shape}: x {xs}, w {ws}, padding {p}, float32",
+            [
+                "rung",
+                "threads",
+                "fwd ms",
+                "bwd ms",
+                "fwd GF/s",
+                "bwd GF/s",
+                "fwd+bwd / best NumPy",
+                "fwd+bwd / PyTorch",
+            ],
+        )
         for r in rows:
             total = r["forward"] + r["backward"]
             ref = torch_by_threads.get(r["threads"])
-            table.add(r["rung"] + (" *" if r["extrapolated"] else ""), r["threads"],
-                      r["forward"] * 1e3, r["backward"] * 1e3,
-                      r["flops"] / r["forward"] / 1e9, 2 * r["flops"] / r["backward"] / 1e9,
-                      total / (best_np["forward"] + best_np["backward"]) if best_np else "-",
-                      total / (ref["forward"] + ref["backward"]) if ref else "-")
+            table.add(
+                r["rung"] + (" *" if r["extrapolated"] else ""),
+                r["threads"],
+                r["forward"] * 1e3,
+                r["backward"] * 1e3,
+                r["flops"] / r["forward"] / 1e9,
+                2 * r["flops"] / r["backward"] / 1e9,
+                total / (best_np["forward"] + best_np["backward"]) if best_np else "-",
+                total / (ref["forward"] + ref["backward"]) if ref else "-",
+            )
         if best_np:
             table.notes.append(f"best NumPy path (fwd+bwd): {best_np['rung']}")
         for r in rows:
             if r["extrapolated"]:
-                table.notes.append(f"* timed on one image and one filter, scaled by the multiply-adds: "
-                                   f"{r['ns_per_madd']:.0f} ns per multiply-add")
-        table.notes.append("numpy float32 GEMM 512³ in this run: "
-                           + ", ".join(f"{g:.0f} GF/s with {t} thread{'s' if t > 1 else ''}"
-                                       for t, g in gemm.items()))
+                table.notes.append(
+                    f"* timed on one image and one filter, scaled by the multiply-adds: "
+                    f"{r['ns_per_madd']:.0f} ns per multiply-add"
+                )
+        table.notes.append(
+            "numpy float32 GEMM 512³ in this run: "
+            + ", ".join(
+                f"{g:.0f} GF/s with {t} thread{'s' if t > 1 else ''}"
+                for t, g in gemm.items()
+            )
+        )
         if not any(r["torch"] for r in rows):
             table.notes.append("PyTorch is not installed: no reference column.")
         tables.append(table)
@@ -283,11 +396,17 @@ def ladder_tables(records: list[dict], gemm: dict) -> list[Table]:
 
 def safety_table(records: list[dict]) -> Table:
     shapes = list(dict.fromkeys(r["shape"] for r in records))
-    table = Table("safety vs speed: the reordered numba kernel, forward, one thread",
-                  ["variant"] + [f"{s} ms" for s in shapes] + [f"{s} × baseline" for s in shapes])
+    table = Table(
+        "safety vs speed: the reordered numba kernel, forward, one thread",
+        ["variant"] + [f"{s} ms" for s in shapes] + [f"{s} × baseline" for s in shapes],
+    )
     for label in dict.fromkeys(r["variant"] for r in records):
         rs = {r["shape"]: r for r in records if r["variant"] == label}
-        table.add(label, *(rs[s]["seconds"] * 1e3 for s in shapes), *(rs[s]["ratio"] for s in shapes))
+        table.add(
+            label,
+            *(rs[s]["seconds"] * 1e3 for s in shapes),
+            *(rs[s]["ratio"] for s in shapes),
+        )
     return table
 
 
@@ -298,7 +417,9 @@ def run(quick: bool = False) -> list[Table]:
     gemm = {t: max(g, gemm_gflops(t)) for t, g in gemm.items()}
     tables = ladder_tables(records, gemm)
     if numba is None:
-        tables[-1].notes.append("numba is not installed: no compiled rungs (`pip install numba`).")
+        tables[-1].notes.append(
+            "numba is not installed: no compiled rungs (`pip install numba`)."
+        )
     else:
         tables.append(safety_table(safety(quick=quick)))
     return tables

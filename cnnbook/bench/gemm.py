@@ -30,12 +30,23 @@ try:
 except ImportError:  # pragma: no cover
     threadpool_info = threadpool_limits = None
 
-__all__ = ["SIZES", "QUICK_SIZES", "PARALLEL_THREADS", "PeakEstimate", "peak_estimate", "blas_kernel_name",
-           "threads", "gflops", "sweep", "seed_model_shapes", "run"]
+__all__ = [
+    "SIZES",
+    "QUICK_SIZES",
+    "PARALLEL_THREADS",
+    "PeakEstimate",
+    "peak_estimate",
+    "blas_kernel_name",
+    "threads",
+    "gflops",
+    "sweep",
+    "seed_model_shapes",
+    "run",
+]
 
 SIZES = (64, 128, 256, 384, 512, 768, 1024)
 QUICK_SIZES = (64, 128, 256, 512)
-NAIVE_MAX = 512        # the naive loops take seconds beyond this
+NAIVE_MAX = 512  # the naive loops take seconds beyond this
 PARALLEL_THREADS = 2
 SINGLE = ("naive", "ikj", "blocked", "packed")  # the one-thread steps
 
@@ -44,7 +55,11 @@ SINGLE = ("naive", "ikj", "blocked", "packed")  # the one-thread steps
 def threads(n: int):
     """Run the block with ``n`` threads for numpy's BLAS and for numba; restore them afterwards."""
     saved = numba.get_num_threads() if numba is not None else None
-    limits = threadpool_limits(n) if threadpool_limits is not None else contextlib.nullcontext()
+    limits = (
+        threadpool_limits(n)
+        if threadpool_limits is not None
+        else contextlib.nullcontext()
+    )
     try:
         with limits:
             if numba is not None:
@@ -89,7 +104,9 @@ class PeakEstimate:
         return self.clock_ghz * self.flops_per_cycle
 
     def with_clock(self, ghz: float, source: str) -> "PeakEstimate":
-        return PeakEstimate(ghz, source, self.lanes, self.simd, self.fma_units, list(self.assumptions))
+        return PeakEstimate(
+            ghz, source, self.lanes, self.simd, self.fma_units, list(self.assumptions)
+        )
 
 
 def _read(path: str) -> str:
@@ -109,7 +126,11 @@ def peak_estimate(fma_units: int = 2) -> PeakEstimate:
     x86 server cores) and listed in ``assumptions``.
     """
     cpuinfo = _read("/proc/cpuinfo")
-    flags = set(re.search(r"^flags\s*:(.*)$", cpuinfo, re.M).group(1).split()) if "flags" in cpuinfo else set()
+    flags = (
+        set(re.search(r"^flags\s*:(.*)$", cpuinfo, re.M).group(1).split())
+        if "flags" in cpuinfo
+        else set()
+    )
     if "avx512f" in flags:
         lanes, simd = 16, "AVX-512 (512-bit)"
     elif "avx" in flags:
@@ -118,16 +139,26 @@ def peak_estimate(fma_units: int = 2) -> PeakEstimate:
         lanes, simd = 4, "SSE (128-bit)"
     assumptions = [f"{fma_units} FMA units per core (not readable from the system)"]
     if "fma" not in flags:
-        assumptions.append("no FMA flag: counted as if multiply and add issued together")
+        assumptions.append(
+            "no FMA flag: counted as if multiply and add issued together"
+        )
     max_khz = _read("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").strip()
     if max_khz.isdigit():
         clock, source = int(max_khz) / 1e6, "cpufreq maximum"
     else:
         mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)", cpuinfo, re.M)
-        clock, source = (float(mhz.group(1)) / 1000, "/proc/cpuinfo 'cpu MHz'") if mhz else (3.0, "assumed")
-        assumptions.append("clock from /proc/cpuinfo: nominal; turbo clocks are not visible here")
+        clock, source = (
+            (float(mhz.group(1)) / 1000, "/proc/cpuinfo 'cpu MHz'")
+            if mhz
+            else (3.0, "assumed")
+        )
+        assumptions.append(
+            "clock from /proc/cpuinfo: nominal; turbo clocks are not visible here"
+        )
     if "avx512f" in flags:
-        assumptions.append("full-width 512-bit FMA units (some cores split AVX-512 into two 256-bit halves)")
+        assumptions.append(
+            "full-width 512-bit FMA units (some cores split AVX-512 into two 256-bit halves)"
+        )
     return PeakEstimate(round(clock, 3), source, lanes, simd, fma_units, assumptions)
 
 
@@ -143,28 +174,54 @@ def _operands(m: int, k: int, n: int, seed: int = 0):
     return A, B, np.empty((m, n), dtype=np.float32)
 
 
-def sweep(sizes=SIZES, variants=blas.VARIANTS, *, repeat: int = 5, naive_max: int = NAIVE_MAX,
-          parallel_threads: int = PARALLEL_THREADS) -> dict[str, list[float]]:
+def sweep(
+    sizes=SIZES,
+    variants=blas.VARIANTS,
+    *,
+    repeat: int = 5,
+    naive_max: int = NAIVE_MAX,
+    parallel_threads: int = PARALLEL_THREADS,
+) -> dict[str, list[float]]:
     """GFLOP/s of ``numpy`` (1 thread), every variant, and ``numpy 2T`` (``parallel_threads``) on
     square matrices of each size. "parallel" runs with ``parallel_threads`` threads, the other
     variants need one. Sizes above ``naive_max`` give NaN for "naive"."""
-    out = {"n": list(sizes), "numpy": [], **{v: [] for v in variants}, f"numpy {parallel_threads}T": []}
+    out = {
+        "n": list(sizes),
+        "numpy": [],
+        **{v: [] for v in variants},
+        f"numpy {parallel_threads}T": [],
+    }
     for n in sizes:
         A, B, C = _operands(n, n, n)
         with threads(1):
-            out["numpy"].append(gflops(lambda: np.matmul(A, B, out=C), n, n, n, repeat=repeat))
+            out["numpy"].append(
+                gflops(lambda: np.matmul(A, B, out=C), n, n, n, repeat=repeat)
+            )
             for v in variants:
                 if v == "parallel":
                     continue
                 if v == "naive" and n > naive_max:
                     out[v].append(math.nan)
                     continue
-                out[v].append(gflops(lambda: blas.sgemm(A, B, C, variant=v), n, n, n, repeat=repeat))
+                out[v].append(
+                    gflops(
+                        lambda: blas.sgemm(A, B, C, variant=v), n, n, n, repeat=repeat
+                    )
+                )
         with threads(parallel_threads):
-            out[f"numpy {parallel_threads}T"].append(gflops(lambda: np.matmul(A, B, out=C), n, n, n, repeat=repeat))
+            out[f"numpy {parallel_threads}T"].append(
+                gflops(lambda: np.matmul(A, B, out=C), n, n, n, repeat=repeat)
+            )
             if "parallel" in variants:
-                out["parallel"].append(gflops(lambda: blas.sgemm(A, B, C, variant="parallel"), n, n, n,
-                                              repeat=repeat))
+                out["parallel"].append(
+                    gflops(
+                        lambda: blas.sgemm(A, B, C, variant="parallel"),
+                        n,
+                        n,
+                        n,
+                        repeat=repeat,
+                    )
+                )
     return out
 
 
@@ -194,31 +251,56 @@ def run(quick: bool = False) -> list[Table]:
     repeat = 3 if quick else 5
     T = PARALLEL_THREADS
     res = sweep(sizes, repeat=repeat, naive_max=256 if quick else NAIVE_MAX)
-    square = Table(f"SGEMM n×n float32, GFLOP/s (numpy: {blas_kernel_name()})",
-                   ["n", "numpy 1T", *SINGLE, "packed/numpy", f"numpy {T}T", f"parallel {T}T",
-                    f"parallel/numpy {T}T"])
+    square = Table(
+        f"SGEMM n×n float32, GFLOP/s (numpy: {blas_kernel_name()})",
+        [
+            "n",
+            "numpy 1T",
+            *SINGLE,
+            "packed/numpy",
+            f"numpy {T}T",
+            f"parallel {T}T",
+            f"parallel/numpy {T}T",
+        ],
+    )
     for i, n in enumerate(res["n"]):
         row = [res[v][i] for v in ("numpy", *SINGLE)]
-        square.add(n, *["—" if math.isnan(g) else g for g in row], res["packed"][i] / res["numpy"][i],
-                   res[f"numpy {T}T"][i], res["parallel"][i], res["parallel"][i] / res[f"numpy {T}T"][i])
+        square.add(
+            n,
+            *["—" if math.isnan(g) else g for g in row],
+            res["packed"][i] / res["numpy"][i],
+            res[f"numpy {T}T"][i],
+            res["parallel"][i],
+            res["parallel"][i] / res[f"numpy {T}T"][i],
+        )
     if 512 in res["n"]:
         i = res["n"].index(512)
-        square.notes.append(f"n = 512: packed / numpy 1 thread = {res['packed'][i] / res['numpy'][i]:.2f} "
-                            f"(goal ≥ 0.60); parallel {T}T / numpy 1 thread = "
-                            f"{res['parallel'][i] / res['numpy'][i]:.2f}, / numpy {T}T = "
-                            f"{res['parallel'][i] / res[f'numpy {T}T'][i]:.2f}")
+        square.notes.append(
+            f"n = 512: packed / numpy 1 thread = {res['packed'][i] / res['numpy'][i]:.2f} "
+            f"(goal ≥ 0.60); parallel {T}T / numpy 1 thread = "
+            f"{res['parallel'][i] / res['numpy'][i]:.2f}, / numpy {T}T = "
+            f"{res['parallel'][i] / res[f'numpy {T}T'][i]:.2f}"
+        )
     peak = peak_estimate()
-    square.notes.append(f"float32 peak estimate {peak.gflops:.0f} GFLOP/s per core at {peak.clock_ghz} GHz "
-                        f"({peak.clock_source}), {peak.simd}, {peak.fma_units} FMA units assumed")
+    square.notes.append(
+        f"float32 peak estimate {peak.gflops:.0f} GFLOP/s per core at {peak.clock_ghz} GHz "
+        f"({peak.clock_source}), {peak.simd}, {peak.fma_units} FMA units assumed"
+    )
 
-    shapes = Table(f"Seed model's GEMMs (batch 64), GFLOP/s", ["product", "m", "k", "n", "numpy 1T", "packed",
-                                                                "packed/numpy"])
+    shapes = Table(
+        "Seed model's GEMMs (batch 64), GFLOP/s",
+        ["product", "m", "k", "n", "numpy 1T", "packed", "packed/numpy"],
+    )
     for name, m, k, n in seed_model_shapes():
         A, B, C = _operands(m, k, n)
         with threads(1):
             g_np = gflops(lambda: np.matmul(A, B, out=C), m, n, k, repeat=repeat)
-            g_tb = gflops(lambda: blas.sgemm(A, B, C, variant="packed"), m, n, k, repeat=repeat)
+            g_tb = gflops(
+                lambda: blas.sgemm(A, B, C, variant="packed"), m, n, k, repeat=repeat
+            )
         shapes.add(name, m, k, n, g_np, g_tb, g_tb / g_np)
-    shapes.notes.append(f"the micro-kernel computes {blas.MR}×{blas.NR} tiles: a side of 8, 9 or 10 is padded, "
-                        "so skinny products waste most of each tile")
+    shapes.notes.append(
+        f"the micro-kernel computes {blas.MR}×{blas.NR} tiles: a side of 8, 9 or 10 is padded, "
+        "so skinny products waste most of each tile"
+    )
     return [square, shapes]

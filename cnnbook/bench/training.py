@@ -29,7 +29,9 @@ MODELS = {
 }
 
 
-def epoch_split(X, y, *, epochs: int, batch_size: int = 64, augment: bool = True, **model_kwargs):
+def epoch_split(
+    X, y, *, epochs: int, batch_size: int = 64, augment: bool = True, **model_kwargs
+):
     """Train a fresh seed model for ``epochs``; return the fastest epoch's (total, fwd, bwd, update) s."""
     from ..models import seed_cnn
     from ..optim import SGD
@@ -37,10 +39,22 @@ def epoch_split(X, y, *, epochs: int, batch_size: int = 64, augment: bool = True
 
     model = seed_cnn(rng=0, **model_kwargs)
     shift = (lambda xb, rng: random_shift(xb, 2, rng)) if augment else None
-    h = fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9), epochs=epochs,
-            batch_size=batch_size, augment=shift)
+    h = fit(
+        model,
+        X,
+        y,
+        optimizer=SGD(model.parameters(), lr=0.05, momentum=0.9),
+        epochs=epochs,
+        batch_size=batch_size,
+        augment=shift,
+    )
     best = int(np.argmin(h.epoch_time))
-    return h.epoch_time[best], h.forward_time[best], h.backward_time[best], h.update_time[best]
+    return (
+        h.epoch_time[best],
+        h.forward_time[best],
+        h.backward_time[best],
+        h.update_time[best],
+    )
 
 
 def run(quick: bool = False) -> list[Table]:
@@ -51,14 +65,31 @@ def run(quick: bool = False) -> list[Table]:
     X, y = X[:n], y[:n]
     table = Table(
         f"Training epoch of the seed model: {n} images 28×28, batch 64, ±2 px shifts, float32",
-        ["model", "epoch s", "forward s", "backward s", "update s", "bwd/fwd", "bwd share"])
-    limit = threadpool_limits(1) if threadpool_limits is not None else contextlib.nullcontext()
+        [
+            "model",
+            "epoch s",
+            "forward s",
+            "backward s",
+            "update s",
+            "bwd/fwd",
+            "bwd share",
+        ],
+    )
+    limit = (
+        threadpool_limits(1)
+        if threadpool_limits is not None
+        else contextlib.nullcontext()
+    )
     with limit:
         for name, kwargs in MODELS.items():
             total, fwd, bwd, upd = epoch_split(X, y, epochs=epochs, **kwargs)
             table.add(name, total, fwd, bwd, upd, bwd / fwd, f"{bwd / total:.0%}")
-    table.notes.append(f"fastest of {epochs} epochs; forward = model + loss, backward = loss gradient + "
-                       "all layers' backward, update = SGD step; the rest is batching and augmentation")
+    table.notes.append(
+        f"fastest of {epochs} epochs; forward = model + loss, backward = loss gradient + "
+        "all layers' backward, update = SGD step; the rest is batching and augmentation"
+    )
     if threadpool_limits is None:
-        table.notes.append("threadpoolctl not installed: BLAS used its default thread count")
+        table.notes.append(
+            "threadpoolctl not installed: BLAS used its default thread count"
+        )
     return [table]

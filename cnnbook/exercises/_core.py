@@ -42,7 +42,9 @@ def describe(value: Any, limit: int = 12) -> str:
     """A short, deterministic description of an argument or a result."""
     if isinstance(value, np.ndarray):
         if value.size <= limit:
-            body = np.array2string(value, precision=4, separator=", ", suppress_small=True)
+            body = np.array2string(
+                value, precision=4, separator=", ", suppress_small=True
+            )
             return f"{body} (shape {value.shape}, {value.dtype})"
         return f"array of shape {value.shape}, {value.dtype}"
     if isinstance(value, (list, tuple)) and len(value) > limit:
@@ -84,7 +86,9 @@ def _mismatch(expected: Any, got: Any, rtol: float, atol: float) -> str | None:
             return f"wrong shape: expected {expected_arr.shape}, got {got_arr.shape}"
         if not np.allclose(got_arr, expected_arr, rtol=rtol, atol=atol, equal_nan=True):
             difference = np.abs(got_arr.astype(complex) - expected_arr.astype(complex))
-            where = np.unravel_index(np.argmax(np.nan_to_num(difference, nan=np.inf)), got_arr.shape)
+            where = np.unravel_index(
+                np.argmax(np.nan_to_num(difference, nan=np.inf)), got_arr.shape
+            )
             return (
                 f"wrong values: expected {describe(expected_arr)}, got {describe(got_arr)}"
                 f" (largest difference at index {tuple(int(i) for i in where)})"
@@ -97,10 +101,18 @@ def _mismatch(expected: Any, got: Any, rtol: float, atol: float) -> str | None:
             return f"expected a number, got {describe(got)}"
         return None if ok else f"expected {describe(expected)}, got {describe(got)}"
     if isinstance(expected, (int, np.integer)) and not isinstance(expected, bool):
-        if isinstance(got, (int, np.integer)) and not isinstance(got, bool) and got == expected:
+        if (
+            isinstance(got, (int, np.integer))
+            and not isinstance(got, bool)
+            and got == expected
+        ):
             return None
         return f"expected the integer {expected!r}, got {describe(got)}"
-    return None if got == expected else f"expected {describe(expected)}, got {describe(got)}"
+    return (
+        None
+        if got == expected
+        else f"expected {describe(expected)}, got {describe(got)}"
+    )
 
 
 def require_function(exercise: str, fn) -> None:
@@ -110,7 +122,9 @@ def require_function(exercise: str, fn) -> None:
     first themselves, so the reader sees this message and not a wrapper's.
     """
     if not callable(fn):
-        raise TypeError(f"check_{exercise} expects your function itself, got {describe(fn)}")
+        raise TypeError(
+            f"check_{exercise} expects your function itself, got {describe(fn)}"
+        )
 
 
 def run_cases(
@@ -130,8 +144,12 @@ def run_cases(
         try:
             got = fn(*args, **case.kwargs)
         except NotImplementedError:
-            return CheckResult(exercise, False, f"✗ {name}: not implemented yet — your turn!")
-        except Exception as err:  # the reader's code may raise anything; report it plainly
+            return CheckResult(
+                exercise, False, f"✗ {name}: not implemented yet — your turn!"
+            )
+        except (
+            Exception
+        ) as err:  # the reader's code may raise anything; report it plainly
             message = f"✗ {name} raised {type(err).__name__}: {err}\n  on {_call_text(name, case)}"
             return CheckResult(exercise, False, message)
         problem = _mismatch(case.expected, got, rtol, atol)

@@ -28,14 +28,29 @@ def check_circular_conv(fn: Callable) -> CheckResult:
     x9 = rng.normal(size=9).round(3)
     w3 = rng.normal(size=3).round(3)
     cases = [
-        Case((x4, np.array([1.0])), x4, hint="a kernel [1] leaves the signal unchanged"),
-        Case((x4, np.array([0.0, 1.0])), np.array([4.0, 1.0, 2.0, 3.0]),
-             hint="[0, 1] delays by one sample, and the last sample wraps around to the front"),
-        Case((x4, np.array([1.0, 1.0])), np.array([5.0, 3.0, 5.0, 7.0]),
-             hint="y[0] = x[0]·w[0] + x[-1 mod 4]·w[1] = 1 + 4: the index wraps, it is not zero"),
-        Case((x4, np.array([1.0, 0.0, 0.0, 2.0])), np.array([5.0, 8.0, 11.0, 6.0]),
-             hint="convolution flips the kernel: w[j] multiplies x[i - j], not x[i + j]"),
-        Case((x9, w3), _circular_reference(x9, w3), hint="the output has the signal's length N"),
+        Case(
+            (x4, np.array([1.0])), x4, hint="a kernel [1] leaves the signal unchanged"
+        ),
+        Case(
+            (x4, np.array([0.0, 1.0])),
+            np.array([4.0, 1.0, 2.0, 3.0]),
+            hint="[0, 1] delays by one sample, and the last sample wraps around to the front",
+        ),
+        Case(
+            (x4, np.array([1.0, 1.0])),
+            np.array([5.0, 3.0, 5.0, 7.0]),
+            hint="y[0] = x[0]·w[0] + x[-1 mod 4]·w[1] = 1 + 4: the index wraps, it is not zero",
+        ),
+        Case(
+            (x4, np.array([1.0, 0.0, 0.0, 2.0])),
+            np.array([5.0, 8.0, 11.0, 6.0]),
+            hint="convolution flips the kernel: w[j] multiplies x[i - j], not x[i + j]",
+        ),
+        Case(
+            (x9, w3),
+            _circular_reference(x9, w3),
+            hint="the output has the signal's length N",
+        ),
     ]
     return run_cases("circular_conv", fn, cases)
 
@@ -44,14 +59,23 @@ def check_padded_length(fn: Callable) -> CheckResult:
     """``fn(n, k)`` returns the smallest power of two P such that the circular convolution of
     length P of the zero-padded inputs equals their full linear convolution (length n + k - 1)."""
     cases = [
-        Case((5, 4), 8, hint="the full convolution has n + k - 1 = 8 samples: 8 fits exactly"),
-        Case((5, 5), 16,
-             hint="n + k - 1 = 9 samples need P ≥ 9; P = 8 would wrap the last sample onto the first"),
+        Case(
+            (5, 4),
+            8,
+            hint="the full convolution has n + k - 1 = 8 samples: 8 fits exactly",
+        ),
+        Case(
+            (5, 5),
+            16,
+            hint="n + k - 1 = 9 samples need P ≥ 9; P = 8 would wrap the last sample onto the first",
+        ),
         Case((1, 1), 1, hint="one sample times one sample is one sample"),
         Case((100, 3), 128),
         Case((3, 100), 128, hint="the answer is symmetric in n and k"),
         Case((1000, 25), 1024, hint="n + k - 1 = 1024: already a power of two"),
-        Case((1000, 26), 2048, hint="n + k - 1 = 1025: one past a power of two doubles P"),
+        Case(
+            (1000, 26), 2048, hint="n + k - 1 = 1025: one past a power of two doubles P"
+        ),
     ]
     return run_cases("padded_length", fn, cases)
 
@@ -61,11 +85,17 @@ def check_ifft_via_fft(fn: Callable) -> CheckResult:
     ``numpy.fft.ifft(X)``, computed with the forward transform only."""
     rng = np.random.default_rng(3)
     cases = [
-        Case((np.array([4.0 + 0j, 0, 0, 0]),), np.array([1.0 + 0j, 1, 1, 1]),
-             hint="the inverse divides by N: a spike of 4 at frequency 0 is the constant 1"),
-        Case((np.array([0j, 4, 0, 0]),), np.fft.ifft(np.array([0j, 4, 0, 0])),
-             hint="the inverse turns the other way round the circle: exp(+2πi jk/N); conjugate "
-                  "before and after the forward transform"),
+        Case(
+            (np.array([4.0 + 0j, 0, 0, 0]),),
+            np.array([1.0 + 0j, 1, 1, 1]),
+            hint="the inverse divides by N: a spike of 4 at frequency 0 is the constant 1",
+        ),
+        Case(
+            (np.array([0j, 4, 0, 0]),),
+            np.fft.ifft(np.array([0j, 4, 0, 0])),
+            hint="the inverse turns the other way round the circle: exp(+2πi jk/N); conjugate "
+            "before and after the forward transform",
+        ),
     ]
     for n in (1, 2, 8, 64):
         X = rng.normal(size=n) + 1j * rng.normal(size=n)

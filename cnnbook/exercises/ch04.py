@@ -32,11 +32,35 @@ def check_pool_output_shape(fn) -> CheckResult:
     tuple of four Python ints.
     """
     specs = [
-        ((1, 3, 32, 32), 3, 2, 0, "floor((H + 2p - k)/s) + 1: an integer, rounded down"),
-        ((64, 8, 28, 28), 2, None, 0, "with stride=None the stride is the kernel size: windows do not overlap"),
-        ((2, 4, 7, 7), 2, None, 0, "a window that would stick out of the input is dropped (floor, not ceil)"),
+        (
+            (1, 3, 32, 32),
+            3,
+            2,
+            0,
+            "floor((H + 2p - k)/s) + 1: an integer, rounded down",
+        ),
+        (
+            (64, 8, 28, 28),
+            2,
+            None,
+            0,
+            "with stride=None the stride is the kernel size: windows do not overlap",
+        ),
+        (
+            (2, 4, 7, 7),
+            2,
+            None,
+            0,
+            "a window that would stick out of the input is dropped (floor, not ceil)",
+        ),
         ((1, 1, 5, 9), 3, 1, 1, "padding adds p rows/columns on *both* sides"),
-        ((8, 16, 15, 10), 3, 2, 1, "padding adds p rows/columns on both sides, then floor((H + 2p - k)/s) + 1"),
+        (
+            (8, 16, 15, 10),
+            3,
+            2,
+            1,
+            "padding adds p rows/columns on both sides, then floor((H + 2p - k)/s) + 1",
+        ),
         ((1, 2, 6, 6), 6, None, 0, ""),
     ]
     cases = []
@@ -55,7 +79,7 @@ def _max_pool_single(x: np.ndarray, k: int, s: int) -> np.ndarray:
     out = np.empty((ho, wo), dtype=x.dtype)
     for i in range(ho):
         for j in range(wo):
-            out[i, j] = x[i * s:i * s + k, j * s:j * s + k].max()
+            out[i, j] = x[i * s : i * s + k, j * s : j * s + k].max()
     return out
 
 
@@ -68,14 +92,34 @@ def check_max_pool_single(fn) -> CheckResult:
     specs = [
         (np.arange(16.0).reshape(4, 4), 2, 2, ""),
         (rng.standard_normal((6, 6)), 2, 2, ""),
-        (-1.0 - rng.random((4, 6)), 2, 2,
-         "every value here is negative: a running maximum must start at -inf (or the first value), not 0"),
-        (rng.standard_normal((5, 7)), 2, 2,
-         "when the window does not fit, the last row/column is dropped: floor((H - k)/s) + 1 outputs"),
-        (rng.standard_normal((7, 6)), 3, 1, "overlapping windows: window (i, j) starts at row i*stride, column j*stride"),
-        (rng.standard_normal((9, 8)), 3, 2, "window (i, j) starts at row i*stride, column j*stride"),
+        (
+            -1.0 - rng.random((4, 6)),
+            2,
+            2,
+            "every value here is negative: a running maximum must start at -inf (or the first value), not 0",
+        ),
+        (
+            rng.standard_normal((5, 7)),
+            2,
+            2,
+            "when the window does not fit, the last row/column is dropped: floor((H - k)/s) + 1 outputs",
+        ),
+        (
+            rng.standard_normal((7, 6)),
+            3,
+            1,
+            "overlapping windows: window (i, j) starts at row i*stride, column j*stride",
+        ),
+        (
+            rng.standard_normal((9, 8)),
+            3,
+            2,
+            "window (i, j) starts at row i*stride, column j*stride",
+        ),
     ]
-    cases = [Case((x, k, s), _max_pool_single(x, k, s), hint=hint) for x, k, s, hint in specs]
+    cases = [
+        Case((x, k, s), _max_pool_single(x, k, s), hint=hint) for x, k, s, hint in specs
+    ]
     return run_cases("max_pool_single", fn, cases, rtol=0, atol=0)
 
 
@@ -94,7 +138,9 @@ def check_relu(fn) -> CheckResult:
         before = x.copy()
         got = fn(x)
         if not np.array_equal(x, before):
-            raise AssertionError("it modified its input; ReLU must return a new array and leave x alone")
+            raise AssertionError(
+                "it modified its input; ReLU must return a new array and leave x alone"
+            )
         if isinstance(got, np.ndarray) and got.dtype != x.dtype:
             raise AssertionError(f"it changed the dtype from {x.dtype} to {got.dtype}")
         return got

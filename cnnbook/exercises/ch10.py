@@ -38,11 +38,19 @@ class _Traced:
         return self.shape[0]
 
     def _index(self, idx):
-        if (isinstance(idx, tuple) and len(idx) == 2
-                and all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in idx)):
+        if (
+            isinstance(idx, tuple)
+            and len(idx) == 2
+            and all(
+                isinstance(i, (int, np.integer)) and not isinstance(i, bool)
+                for i in idx
+            )
+        ):
             return int(idx[0]), int(idx[1])
-        raise TypeError(f"index {self.name} one element at a time, like {self.name}[i, j] "
-                        f"(this exercise is about the order of the three loops), got {self.name}[{idx!r}]")
+        raise TypeError(
+            f"index {self.name} one element at a time, like {self.name}[i, j] "
+            f"(this exercise is about the order of the three loops), got {self.name}[{idx!r}]"
+        )
 
     def __getitem__(self, idx):
         if isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
@@ -59,8 +67,12 @@ class _Traced:
 def _loop_order(log: list) -> str:
     """Describe the innermost loop from the sequence of reads of B."""
     reads = [(i, j) for name, i, j in log if name == "B"]
-    along = sum(1 for (p1, j1), (p2, j2) in zip(reads, reads[1:]) if p2 == p1 and j2 == j1 + 1)
-    down = sum(1 for (p1, j1), (p2, j2) in zip(reads, reads[1:]) if j2 == j1 and p2 == p1 + 1)
+    along = sum(
+        1 for (p1, j1), (p2, j2) in zip(reads, reads[1:]) if p2 == p1 and j2 == j1 + 1
+    )
+    down = sum(
+        1 for (p1, j1), (p2, j2) in zip(reads, reads[1:]) if j2 == j1 and p2 == p1 + 1
+    )
     if along > down:
         return ALONG_ROWS
     if down > along:
@@ -86,9 +98,14 @@ def check_matmul_ikj(fn: Callable) -> CheckResult:
         A = rng.integers(-3, 4, (m, k)).astype(np.float64)
         B = rng.integers(-3, 4, (k, n)).astype(np.float64)
         C = rng.integers(-3, 4, (m, n)).astype(np.float64)
-        cases.append(Case((A, B, C), (C + A @ B, ALONG_ROWS),
-                          hint="C += A @ B, in place: add to C's elements, keep the old values, "
-                               "and let the loop over j be the innermost one"))
+        cases.append(
+            Case(
+                (A, B, C),
+                (C + A @ B, ALONG_ROWS),
+                hint="C += A @ B, in place: add to C's elements, keep the old values, "
+                "and let the loop over j be the innermost one",
+            )
+        )
     return run_cases("matmul_ikj", traced, cases)
 
 
@@ -98,9 +115,17 @@ def check_gemm_flops(fn: Callable) -> CheckResult:
     hint = "m·n sums of k terms each, and every term is a multiply and an add: 2 flops"
     cases = [
         Case((2, 3, 4), 48, hint=hint),
-        Case((1, 1, 1), 2, hint="by the convention even the first term counts its add: 2 flops"),
+        Case(
+            (1, 1, 1),
+            2,
+            hint="by the convention even the first term counts its add: 2 flops",
+        ),
         Case((512, 512, 512), 268435456, hint=hint),
-        Case((8, 50176, 9), 7225344, hint="m, n and k differ: rectangular matrices, not n³"),
+        Case(
+            (8, 50176, 9),
+            7225344,
+            hint="m, n and k differ: rectangular matrices, not n³",
+        ),
         Case((64, 10, 1568), 2007040, hint=hint),
     ]
     return run_cases("gemm_flops", fn, cases)
