@@ -7,7 +7,8 @@ Layering, imports pointing one way only:
   math kernels   signal, fft, functional, naive, blas, fast
   layers/models  layers, models
   training       optim, train, data, diagnostics
-  tools on top   exercises, gradcheck, bench, sourcecode (``show``)
+  tools on top   exercises, gradcheck, bench, sourcecode (``show``), claims
+  host facts     machine (imports nothing from cnnbook; any layer may use it)
 """
 
 from importlib import import_module
@@ -34,6 +35,8 @@ _SUBMODULES = {
     "gradcheck",
     "bench",
     "sourcecode",
+    "claims",
+    "machine",
 }
 
 
