@@ -1,29 +1,37 @@
-"""A tiny BLAS: single-precision GEMM ``C = αAB + βC`` in numba, climbed one step at a time (Chapter 10).
+"""A tiny BLAS: single-precision GEMM ``C = αAB + βC`` in numba, climbed one step at a
+time (Chapter 10).
 
-All matrices are float32 and row-major (C order): ``A: (m, k)``, ``B: (k, n)``, ``C: (m, n)``.
-The steps, each a compiled kernel ``gemm_<name>(A, B, C, alpha, beta[, mc, kc, nc])`` that
-updates ``C`` in place and checks nothing (validation happens once, in :func:`sgemm`):
+All matrices are float32 and row-major (C order): ``A: (m, k)``, ``B: (k, n)``, ``C: (m,
+n)``. The steps, each a compiled kernel ``gemm_<name>(A, B, C, alpha, beta[, mc, kc,
+nc])`` that updates ``C`` in place and checks nothing (validation happens once, in
+:func:`sgemm`):
 
   ``naive``     the definition: ``C[i, j] = Σ_p A[i, p] B[p, j]``, loops i-j-k
-                (the innermost loop walks down a column of ``B``: one cache line per element);
-  ``ikj``       the same loops in the order i-k-j: the innermost loop runs along rows of ``B``
-                and ``C`` (contiguous, so the compiler vectorizes it with SIMD instructions);
-  ``blocked``   i-k-j inside cache blocks: a ``kc × nc`` block of ``B`` stays in L2 while every
-                row of ``A`` uses it, and a row piece of ``C`` stays in L1;
-  ``packed``    the GotoBLAS/BLIS structure: panels of ``A`` and ``B`` copied ("packed") into
-                contiguous buffers in the order the micro-kernel reads them, and a micro-kernel
-                that keeps an ``MR × NR`` tile of ``C`` in registers for the whole ``kc`` loop;
-  ``parallel``  ``packed`` with the row blocks of ``C`` shared among threads (``prange``),
+                (the innermost loop walks down a column of ``B``: one cache line per
+                element);
+  ``ikj``       the same loops in the order i-k-j: the innermost loop runs along rows of
+                ``B`` and ``C`` (contiguous, so the compiler vectorizes it with SIMD
+                instructions);
+  ``blocked``   i-k-j inside cache blocks: a ``kc × nc`` block of ``B`` stays in L2
+                while every row of ``A`` uses it, and a row piece of ``C`` stays in L1;
+  ``packed``    the GotoBLAS/BLIS structure: panels of ``A`` and ``B`` copied ("packed")
+                into contiguous buffers in the order the micro-kernel reads them, and a
+                micro-kernel that keeps an ``MR × NR`` tile of ``C`` in registers for
+                the whole ``kc`` loop;
+  ``parallel``  ``packed`` with the row blocks of ``C`` shared among threads
+                (``prange``),
                 ``numba.get_num_threads()`` of them.
 
-The public entry is :func:`sgemm` (validation, copies of transposed inputs, the variant choice);
-:func:`matmul` has ``numpy.matmul``'s semantics on top of it (batched and broadcast operands),
-so it can be handed to the layers as their GEMM backend. Block sizes come from this CPU's cache
-sizes (:func:`cache_sizes`, :func:`block_sizes`).
+The public entry is :func:`sgemm` (validation, copies of transposed inputs, the variant
+choice);
+:func:`matmul` has ``numpy.matmul``'s semantics on top of it (batched and broadcast
+operands), so it can be handed to the layers as their GEMM backend. Block sizes come
+from this CPU's cache sizes (:func:`cache_sizes`, :func:`block_sizes`).
 
-Compiler flags: every kernel allows only floating-point *contraction* (a multiply and an add
-fused into one FMA instruction); no reassociation, so each sum is added in the loop order written.
-numba is optional at import time: without it every kernel raises an ImportError that says so.
+Compiler flags: every kernel allows only floating-point *contraction* (a multiply and an
+add fused into one FMA instruction); no reassociation, so each sum is added in the loop
+order written. numba is optional at import time: without it every kernel raises an
+ImportError that says so.
 """
 
 from __future__ import annotations
@@ -79,9 +87,10 @@ _NUMBA_MISSING = (
 
 # The register tile of the micro-kernel: MR rows × NR columns of C held in registers.
 # An AVX-512 core has 32 vector registers of 16 floats: a 6 × 64 tile takes 24 of them
-# (6 rows × 4 vectors), 4 more hold the current row of the B micro-panel and 1 the broadcast
-# element of A. For AVX2 (16 registers of 8 floats) the classic choice would be 6 × 16.
-# Compile-time constants, so the compiler can unroll the tile loops completely.
+# (6 rows × 4 vectors), 4 more hold the current row of the B micro-panel and 1 the
+# broadcast # element of A. For AVX2 (16 registers of 8 floats) the classic choice would
+# be 6 × 16. # Compile-time constants, so the compiler can unroll the tile loops
+# completely.
 MR = 6
 NR = 64
 
@@ -89,7 +98,8 @@ VARIANTS = ("naive", "ikj", "blocked", "packed", "parallel")
 
 
 def _jit(fn=None, **options):
-    """``numba.njit(cache=True, fastmath={"contract"})``, or a stub raising ImportError without numba."""
+    """``numba.njit(cache=True, fastmath={"contract"})``, or a stub raising ImportError
+    without numba."""
     if fn is None:
         return functools.partial(_jit, **options)
     if numba is None:
@@ -103,9 +113,9 @@ def _jit(fn=None, **options):
     return numba.njit(cache=True, fastmath={"contract"}, **options)(fn)
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Cache sizes and block sizes
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -119,7 +129,8 @@ class CacheSizes:
     source: str  # "sysfs" or "fallback"
 
 
-# Typical of x86 server cores of the last decade; used only when the system does not say.
+# Typical of x86 server cores of the last decade; used only when the system does not
+# say.
 _FALLBACK_CACHES = CacheSizes(
     l1d=32 * 1024, l2=512 * 1024, l3=8 * 1024 * 1024, line=64, source="fallback"
 )
@@ -137,9 +148,10 @@ def cache_sizes(
 ) -> CacheSizes:
     """This CPU's L1 data, L2 and L3 cache sizes, read from Linux's sysfs.
 
-    Each ``index*/`` directory under ``root`` describes one cache (``level``, ``type``, ``size``,
-    ``coherency_line_size``). Anything missing or unreadable falls back to
-    ``_FALLBACK_CACHES`` (32 KiB L1d, 512 KiB L2, 8 MiB L3, 64-byte lines), and ``source`` says so.
+    Each ``index*/`` directory under ``root`` describes one cache (``level``, ``type``,
+    ``size``, ``coherency_line_size``). Anything missing or unreadable falls back to
+    ``_FALLBACK_CACHES`` (32 KiB L1d, 512 KiB L2, 8 MiB L3, 64-byte lines), and
+    ``source`` says so.
     """
     found = {}
     line = None
@@ -168,7 +180,8 @@ def cache_sizes(
 
 @dataclass(frozen=True)
 class BlockSizes:
-    """Cache block sizes: ``mc`` rows of A, ``kc`` of the inner dimension, ``nc`` columns of B."""
+    """Cache block sizes: ``mc`` rows of A, ``kc`` of the inner dimension, ``nc``
+    columns of B."""
 
     mc: int
     kc: int
@@ -182,19 +195,22 @@ def _round_down(value: int, multiple: int, minimum: int) -> int:
 def block_sizes(
     variant: str = "packed", caches: CacheSizes | None = None
 ) -> BlockSizes:
-    """Block sizes for ``variant`` ("blocked" or "packed"/"parallel") from the cache sizes.
+    """Block sizes for ``variant`` ("blocked" or "packed"/"parallel") from the cache
+    sizes.
 
-    ``packed`` (float32, 4 bytes): the micro-kernel streams a ``kc × NR`` micro-panel of B and an
-    ``MR × kc`` micro-panel of A; a long ``kc`` spreads the cost of loading and storing the C tile
-    over more FMAs. The B micro-panel is reused by every micro-panel of A in the block, so it takes
-    1/8 of L2: ``kc = L2 / (8 · NR · 4)``. The ``mc × kc`` block of A is reused for every
-    micro-panel of B, so it stays in L2 next to it: a quarter of L2, ``mc = L2 / (4 · kc · 4)``.
-    The ``kc × nc`` panel of B lives in L3: a quarter of it, ``nc = L3 / (4 · kc · 4)``.
-    (The textbook rule, B micro-panel in half of L1, gives kc = 96 here; Chapter 10 measures why
-    the longer kc wins on a core whose L2 is fast.)
+    ``packed`` (float32, 4 bytes): the micro-kernel streams a ``kc × NR`` micro-panel of
+    B and an ``MR × kc`` micro-panel of A; a long ``kc`` spreads the cost of loading and
+    storing the C tile over more FMAs. The B micro-panel is reused by every micro-panel
+    of A in the block, so it takes 1/8 of L2: ``kc = L2 / (8 · NR · 4)``. The ``mc ×
+    kc`` block of A is reused for every micro-panel of B, so it stays in L2 next to it:
+    a quarter of L2, ``mc = L2 / (4 · kc · 4)``. The ``kc × nc`` panel of B lives in L3:
+    a quarter of it, ``nc = L3 / (4 · kc · 4)``. (The textbook rule, B micro-panel in
+    half of L1, gives kc = 96 here; Chapter 10 measures why the longer kc wins on a core
+    whose L2 is fast.)
 
-    ``blocked`` (no packing): a row piece of C, ``nc`` floats, stays in L1 (an eighth of it) while
-    ``kc`` rows of B stream past; the ``kc × nc`` block of B stays in half of L2; ``mc`` rows of A.
+    ``blocked`` (no packing): a row piece of C, ``nc`` floats, stays in L1 (an eighth of
+    it) while ``kc`` rows of B stream past; the ``kc × nc`` block of B stays in half of
+    L2; ``mc`` rows of A.
     """
     caches = caches or cache_sizes()
     if variant in ("packed", "parallel"):
@@ -217,19 +233,20 @@ def _default_blocks(variant: str) -> BlockSizes:
 
 
 def gemm_flops(m: int, n: int, k: int) -> int:
-    """Floating-point operations of ``C = AB`` with A (m, k), B (k, n): one multiply and one add
-    per term, ``2mnk`` (the convention behind every GFLOP/s figure)."""
+    """Floating-point operations of ``C = AB`` with A (m, k), B (k, n): one multiply and
+    one add per term, ``2mnk`` (the convention behind every GFLOP/s figure)."""
     return 2 * m * n * k
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Steps 1-3: loops over the original arrays
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 @_jit
 def scale(C, beta):
-    """C ← βC, with β = 0 meaning "overwrite" (BLAS: C's old contents, even NaN, are ignored)."""
+    """C ← βC, with β = 0 meaning "overwrite" (BLAS: C's old contents, even NaN, are
+    ignored)."""
     m, n = C.shape
     if beta == 1:
         return
@@ -240,7 +257,8 @@ def scale(C, beta):
 
 @_jit
 def gemm_naive(A, B, C, alpha, beta):
-    """Step 1, the definition, loops i-j-k: a dot product of row i of A and column j of B."""
+    """Step 1, the definition, loops i-j-k: a dot product of row i of A and column j of
+    B."""
     m, k = A.shape
     n = B.shape[1]
     scale(C, beta)
@@ -254,7 +272,8 @@ def gemm_naive(A, B, C, alpha, beta):
 
 @_jit
 def gemm_ikj(A, B, C, alpha, beta):
-    """Step 2, loops i-k-j: row i of C += A[i, p] × row p of B, contiguous in the inner loop."""
+    """Step 2, loops i-k-j: row i of C += A[i, p] × row p of B, contiguous in the inner
+    loop."""
     m, k = A.shape
     n = B.shape[1]
     scale(C, beta)
@@ -269,9 +288,10 @@ def gemm_ikj(A, B, C, alpha, beta):
 
 @_jit
 def gemm_blocked(A, B, C, alpha, beta, mc, kc, nc):
-    """Step 3, i-k-j inside cache blocks: column blocks of ``nc``, depth blocks of ``kc``,
-    row blocks of ``mc``. The ``kc × nc`` block of B is reused by all ``mc`` rows of a row block
-    while it sits in L2, and each ``nc``-long piece of a C row stays in L1 for ``kc`` updates."""
+    """Step 3, i-k-j inside cache blocks: column blocks of ``nc``, depth blocks of
+    ``kc``, row blocks of ``mc``. The ``kc × nc`` block of B is reused by all ``mc``
+    rows of a row block while it sits in L2, and each ``nc``-long piece of a C row stays
+    in L1 for ``kc`` updates."""
     m, k = A.shape
     n = B.shape[1]
     scale(C, beta)
@@ -289,9 +309,9 @@ def gemm_blocked(A, B, C, alpha, beta, mc, kc, nc):
                             c[j] += a * b[j]
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Step 4: packing and a register-blocked micro-kernel (GotoBLAS / BLIS)
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 if numba is not None:
 
@@ -299,9 +319,10 @@ if numba is not None:
     def _register_tile(typingctx):
         """A pointer to MR·NR float32 on the *stack* of the calling function.
 
-        numba allocates every array on the heap, through its runtime; the optimizer cannot prove
-        that such memory is private, so it keeps a heap tile in memory and reloads it on every
-        iteration. A stack slot that never escapes can be split into registers (LLVM's SROA/mem2reg).
+        numba allocates every array on the heap, through its runtime; the optimizer
+        cannot prove that such memory is private, so it keeps a heap tile in memory and
+        reloads it on every iteration. A stack slot that never escapes can be split into
+        registers (LLVM's SROA/mem2reg).
         """
 
         def codegen(context, builder, signature, args):
@@ -318,8 +339,9 @@ else:  # pragma: no cover
 
 @_jit
 def pack_a(A, ic, pc, mb, kb, Ap):
-    """Copy the block ``A[ic:ic+mb, pc:pc+kb]`` into micro-panels ``Ap[s, p, i]`` of MR rows:
-    the micro-kernel then reads MR consecutive floats per step p. Short panels are zero-padded."""
+    """Copy the block ``A[ic:ic+mb, pc:pc+kb]`` into micro-panels ``Ap[s, p, i]`` of MR
+    rows: the micro-kernel then reads MR consecutive floats per step p. Short panels are
+    zero-padded."""
     for s in range((mb + MR - 1) // MR):
         for p in range(kb):
             for i in range(MR):
@@ -329,8 +351,8 @@ def pack_a(A, ic, pc, mb, kb, Ap):
 
 @_jit
 def pack_b(B, pc, jc, kb, nb, Bp):
-    """Copy the panel ``B[pc:pc+kb, jc:jc+nb]`` into micro-panels ``Bp[t, p, j]`` of NR columns,
-    each one contiguous (kb × NR floats). Narrow panels are zero-padded."""
+    """Copy the panel ``B[pc:pc+kb, jc:jc+nb]`` into micro-panels ``Bp[t, p, j]`` of NR
+    columns, each one contiguous (kb × NR floats). Narrow panels are zero-padded."""
     for t in range((nb + NR - 1) // NR):
         for p in range(kb):
             for j in range(NR):
@@ -340,11 +362,13 @@ def pack_b(B, pc, jc, kb, nb, Bp):
 
 @_jit
 def micro_kernel(kb, a, b, C, i0, j0, mr, nr, alpha):
-    """The MR × NR tile of C at (i0, j0) += alpha · a^T b, for micro-panels a: (kb, MR), b: (kb, NR).
+    """The MR × NR tile of C at (i0, j0) += alpha · a^T b, for micro-panels a: (kb, MR),
+    b: (kb, NR).
 
-    The tile ``acc`` lives in registers for all ``kb`` steps; each step is one outer product:
-    MR broadcasts of A times NR/16 vector loads of B, MR · NR/16 FMA instructions. Only the
-    ``mr × nr`` corner that exists in C is written back (edge tiles are zero-padded in a and b).
+    The tile ``acc`` lives in registers for all ``kb`` steps; each step is one outer
+    product: MR broadcasts of A times NR/16 vector loads of B, MR · NR/16 FMA
+    instructions. Only the ``mr × nr`` corner that exists in C is written back (edge
+    tiles are zero-padded in a and b).
     """
     acc = numba.carray(_register_tile(), (MR, NR))
     for i in range(MR):
@@ -364,9 +388,9 @@ def micro_kernel(kb, a, b, C, i0, j0, mr, nr, alpha):
 def gemm_packed(A, B, C, alpha, beta, mc, kc, nc):
     """Step 4, the five loops around the micro-kernel (GotoBLAS/BLIS):
 
-    jc over column panels of B (nc wide, in L3) → pc over depth (kc, pack B) → ic over row blocks
-    of A (mc tall, pack A, in L2) → jr over micro-panels of B (NR wide) → ir over micro-panels of A
-    (MR tall) → micro-kernel.
+    jc over column panels of B (nc wide, in L3) → pc over depth (kc, pack B) → ic over
+    row blocks of A (mc tall, pack A, in L2) → jr over micro-panels of B (NR wide) → ir
+    over micro-panels of A (MR tall) → micro-kernel.
     """
     m, k = A.shape
     n = B.shape[1]
@@ -396,18 +420,18 @@ def gemm_packed(A, B, C, alpha, beta, mc, kc, nc):
                         )
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Step 5: threads
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 @_jit(parallel=True)
 def gemm_parallel(A, B, C, alpha, beta, mc, kc, nc):
-    """Step 5, ``gemm_packed`` with threads: B's panel is packed by all threads together, then the
-    row blocks of C are shared out (``prange``), each thread packing its own block of A into its
-    own buffer. Different row blocks write different rows of C, so no two threads write the same
-    element. (:func:`sgemm` picks ``mc`` so that the number of row blocks is a multiple of the
-    thread count: :func:`balanced_mc`.)"""
+    """Step 5, ``gemm_packed`` with threads: B's panel is packed by all threads
+    together, then the row blocks of C are shared out (``prange``), each thread packing
+    its own block of A into its own buffer. Different row blocks write different rows of
+    C, so no two threads write the same element. (:func:`sgemm` picks ``mc`` so that the
+    number of row blocks is a multiple of the thread count: :func:`balanced_mc`.)"""
     m, k = A.shape
     n = B.shape[1]
     scale(C, beta)
@@ -440,11 +464,17 @@ def gemm_parallel(A, B, C, alpha, beta, mc, kc, nc):
 
 
 def balanced_mc(m: int, mc: int, threads: int) -> int:
-    """Rows per block, a multiple of MR and at most about ``mc``, such that the ``m`` rows split into
-    a number of blocks that is a multiple of ``threads`` (so no thread idles at the end)."""
-    blocks = -(-m // mc)
-    blocks = -(-blocks // threads) * threads
-    return max(MR, -(-(-(-m // blocks)) // MR) * MR)
+    """Rows per block, a multiple of MR and at most about ``mc``, such that the ``m``
+    rows split into a number of blocks that is a multiple of ``threads`` (so no thread
+    idles at the end)."""
+    blocks = _ceil_div(_ceil_div(m, mc), threads) * threads
+    rows = _ceil_div(m, blocks)  # rows per block, then rounded up to a multiple of MR
+    return max(MR, _ceil_div(rows, MR) * MR)
+
+
+def _ceil_div(a: int, b: int) -> int:
+    """⌈a / b⌉ for positive integers."""
+    return -(-a // b)
 
 
 KERNELS = {
@@ -456,9 +486,9 @@ KERNELS = {
 }
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # The public entry: validation once, then a kernel that checks nothing
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _as_operand(x, name: str) -> np.ndarray:
@@ -496,15 +526,19 @@ def sgemm(
 ):
     """``C ← αAB + βC`` in single precision with the tiny BLAS; returns C.
 
-    A: (m, k), B: (k, n), C: (m, n), all float32 (other dtypes → TypeError, no silent casting).
-    ``C=None`` allocates a new result (then ``beta`` must be 0). A given C is updated in place;
-    ``beta = 0`` ignores its old contents. ``variant`` is one of :data:`VARIANTS`; ``blocks``
-    overrides the cache block sizes of "blocked", "packed" and "parallel" (default
+    A: (m, k), B: (k, n), C: (m, n), all float32 (other dtypes → TypeError, no silent
+    casting).
+    ``C=None`` allocates a new result (then ``beta`` must be 0). A given C is updated in
+    place;
+    ``beta = 0`` ignores its old contents. ``variant`` is one of :data:`VARIANTS`;
+    ``blocks`` overrides the cache block sizes of "blocked", "packed" and "parallel"
+    (default
     :func:`block_sizes`).
 
-    Transposed or otherwise non-contiguous A and B are *handled by copying* them into row-major
-    order first (an O(mk + kn) copy next to O(mnk) work). A non-contiguous C is computed in a
-    contiguous copy and written back. C must not share memory with A or B (ValueError).
+    Transposed or otherwise non-contiguous A and B are *handled by copying* them into
+    row-major order first (an O(mk + kn) copy next to O(mnk) work). A non-contiguous C
+    is computed in a contiguous copy and written back. C must not share memory with A or
+    B (ValueError).
     """
     if variant not in KERNELS:
         raise ValueError(
@@ -530,7 +564,8 @@ def sgemm(
         C = _as_operand(C, "C")
         if C.shape != (m, n):
             raise ValueError(
-                f"sgemm: C has shape {C.shape}, expected {(m, n)} for A {A.shape} @ B {B.shape}"
+                f"sgemm: C has shape {C.shape}, expected {(m, n)}"
+                f" for A {A.shape} @ B {B.shape}"
             )
         if not C.flags.writeable:
             raise ValueError("sgemm: C is read-only; it is updated in place")
@@ -565,13 +600,15 @@ def sgemm(
 
 
 def matmul(a, b, variant: str = "packed"):
-    """``numpy.matmul(a, b)`` for float32 arrays, every 2-D product done by :func:`sgemm`.
+    """``numpy.matmul(a, b)`` for float32 arrays, every 2-D product done by
+    :func:`sgemm`.
 
-    Same semantics as ``a @ b``: 1-D operands are promoted to a row (a) or a column (b) and the
-    added axis is removed afterwards; leading (batch) axes broadcast. A 2-D operand against a
-    stack is folded into one large GEMM rather than one small GEMM per matrix. Intended as the
-    GEMM backend of :mod:`cnnbook.functional` and the layers (``gemm=cnnbook.blas.matmul``, or
-    ``functools.partial(cnnbook.blas.matmul, variant="parallel")``).
+    Same semantics as ``a @ b``: 1-D operands are promoted to a row (a) or a column (b)
+    and the added axis is removed afterwards; leading (batch) axes broadcast. A 2-D
+    operand against a stack is folded into one large GEMM rather than one small GEMM per
+    matrix. Intended as the GEMM backend of :mod:`cnnbook.functional` and the layers
+    (``gemm=cnnbook.blas.matmul``, or ``functools.partial(cnnbook.blas.matmul,
+    variant="parallel")``).
     """
     for name, x in (("a", a), ("b", b)):
         if not isinstance(x, np.ndarray):
@@ -580,7 +617,8 @@ def matmul(a, b, variant: str = "packed"):
             )
         if x.dtype != np.float32:
             raise TypeError(
-                f"the tiny BLAS is single precision: {name} has dtype {x.dtype}, expected float32"
+                f"the tiny BLAS is single precision: {name} has dtype {x.dtype},"
+                " expected float32"
             )
         if x.ndim == 0:
             raise ValueError(

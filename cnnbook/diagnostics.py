@@ -1,13 +1,17 @@
-"""Diagnostics for training runs: per-phase timers, memory tracking and subnormal counting.
+"""Diagnostics for training runs: per-phase timers, memory tracking and subnormal
+counting.
 
-Chapter 9 uses these to find out why a backward pass can get slower every epoch. The tools are
-small on purpose, so that they cost nothing measurable when switched on:
+Chapter 9 uses these to find out why a backward pass can get slower every epoch. The
+tools are small on purpose, so that they cost nothing measurable when switched on:
 
-- :class:`PhaseTimer` sums wall time per named phase (``"forward"``, ``"backward"``, ...) within an
-  epoch and keeps one total per epoch; optionally it records traced Python memory (``tracemalloc``)
-  and the process's resident set size at the end of every epoch.
-- :func:`count_subnormal` / :func:`flush_subnormal` find and zero subnormal floats in arrays.
-- :func:`growth` turns a per-epoch series into one number: late epochs relative to early ones.
+- :class:`PhaseTimer` sums wall time per named phase (``"forward"``, ``"backward"``,
+  ...) within an epoch and keeps one total per epoch; optionally it records traced
+  Python memory (``tracemalloc``) and the process's resident set size at the end of
+  every epoch.
+- :func:`count_subnormal` / :func:`flush_subnormal` find and zero subnormal floats in
+  arrays.
+- :func:`growth` turns a per-epoch series into one number: late epochs relative to early
+  ones.
 - :func:`plot_profile` draws forward/backward time and memory per epoch for any run.
 """
 
@@ -34,7 +38,8 @@ __all__ = [
 
 
 def rss_bytes() -> int:
-    """Resident set size of this process in bytes (Linux ``/proc``; 0 where unavailable)."""
+    """Resident set size of this process in bytes (Linux ``/proc``; 0 where
+    unavailable)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -56,11 +61,12 @@ class PhaseTimer:
                     ...
             timer.end_epoch()
         timer.history["backward"]         # seconds per epoch
-        timer.history["backward_median"]  # median seconds per call, per epoch: robust to noise
+        timer.history["backward_median"]  # median seconds per call, per epoch: robust
+                                          to noise
         timer.history["traced_mb"]        # traced memory at the end of each epoch
 
-    ``track_memory`` starts ``tracemalloc`` (if it is not running already), which slows every
-    allocation; leave it off when only time matters.
+    ``track_memory`` starts ``tracemalloc`` (if it is not running already), which slows
+    every allocation; leave it off when only time matters.
     """
 
     def __init__(self, track_memory: bool = False):
@@ -119,7 +125,8 @@ def _float_arrays(arrays) -> Iterable[np.ndarray]:
 
 
 def count_subnormal(arrays) -> int:
-    """How many entries are subnormal: nonzero but smaller in magnitude than the smallest normal."""
+    """How many entries are subnormal: nonzero but smaller in magnitude than the
+    smallest normal."""
     total = 0
     for a in _float_arrays(arrays):
         tiny = np.finfo(a.dtype).smallest_normal
@@ -136,7 +143,8 @@ def subnormal_fraction(arrays) -> float:
 
 
 def flush_subnormal(arrays) -> int:
-    """Set subnormal entries to zero, in place ("flush to zero" in software); returns how many."""
+    """Set subnormal entries to zero, in place ("flush to zero" in software); returns
+    how many."""
     flushed = 0
     for a in _float_arrays(arrays):
         mask = np.abs(a) < np.finfo(a.dtype).smallest_normal
@@ -147,9 +155,11 @@ def flush_subnormal(arrays) -> int:
 
 
 def growth(series, early: int = 2, late: int = 2) -> float:
-    """Median of the last ``late`` values divided by the median of the first ``early`` values.
+    """Median of the last ``late`` values divided by the median of the first ``early``
+    values.
 
-    1.0 means flat. Medians, not means, so that one noisy epoch does not decide the answer.
+    1.0 means flat. Medians, not means, so that one noisy epoch does not decide the
+    answer.
     """
     values = np.asarray(series, dtype=float)
     if values.ndim != 1 or values.size < early + late:
@@ -168,11 +178,13 @@ def growth(series, early: int = 2, late: int = 2) -> float:
 def plot_profile(history, title: str = "", ax=None):
     """Forward/backward time per epoch (and memory, when recorded) for one run.
 
-    ``history`` is a :class:`PhaseTimer`, its ``history`` dict, or any mapping with per-epoch lists:
-    the per-step medians ``"forward_median"``/``"backward_median"`` are plotted when present
-    (robust to noise), else the epoch totals ``"forward"``/``"backward"`` (``forward_time``/
+    ``history`` is a :class:`PhaseTimer`, its ``history`` dict, or any mapping with
+    per-epoch lists: the per-step medians ``"forward_median"``/``"backward_median"`` are
+    plotted when present (robust to noise), else the epoch totals
+    ``"forward"``/``"backward"`` (``forward_time``/
     ``backward_time``, as in :class:`cnnbook.train.History`, are accepted too); memory
-    ``"traced_mb"`` gets a second panel when ``ax`` is not given. Returns the time plot's axes.
+    ``"traced_mb"`` gets a second panel when ``ax`` is not given. Returns the time
+    plot's axes.
     """
     import matplotlib.pyplot as plt
 
@@ -184,7 +196,7 @@ def plot_profile(history, title: str = "", ax=None):
         ("forward", "backward", "ms per epoch"),
         ("forward_time", "backward_time", "ms per epoch"),
     ]
-    for forward_key, backward_key, unit in choices:
+    for forward_key, backward_key, unit in choices:  # noqa: B007 - used after break
         if forward_key in data and backward_key in data:
             forward, backward = data[forward_key], data[backward_key]
             break
@@ -200,7 +212,8 @@ def plot_profile(history, title: str = "", ax=None):
     times = np.concatenate([forward, backward]) * 1e3
     ax.plot(epochs, np.asarray(forward) * 1e3, "o-", label="forward")
     ax.plot(epochs, np.asarray(backward) * 1e3, "s-", label="backward")
-    # Start at zero, so growth is judged against the whole bar; headroom keeps the legend clear.
+    # Start at zero, so growth is judged against the whole bar; headroom keeps the
+    # legend clear.
     ax.set(
         xlabel="epoch",
         ylabel=unit,

@@ -1,28 +1,34 @@
-"""The performance ladder of ``conv2d``: the same convolution, faster one rung at a time (Chapter 8).
+"""The performance ladder of ``conv2d``: the same convolution, faster one rung at a time
+(Chapter 8).
 
 Every function here computes exactly what :func:`cnnbook.functional.conv2d` and
-:func:`cnnbook.functional.conv2d_backward` compute (cross-correlation, NCHW, like PyTorch's
-``F.conv2d``); only the way the work is organised changes.
+:func:`cnnbook.functional.conv2d_backward` compute (cross-correlation, NCHW, like
+PyTorch's ``F.conv2d``); only the way the work is organised changes.
 
 NumPy rungs (always available):
   ``conv2d_windows``        sliding windows + ``np.einsum``/``np.tensordot``
   ``conv2d_im2col_2d``      classic im2col: one (C·kH·kW, N·Ho·Wo) matrix and one GEMM
-  ``conv2d_fft``            FFT convolution (Chapter 2), batched over images, channels, filters
+  ``conv2d_fft``            FFT convolution (Chapter 2), batched over images, channels,
+                            filters
 each with its ``..._backward``.
 
 Compiled rungs (numba; ``pip install numba``): ``conv2d(..., kernel=...)`` and
 ``conv2d_backward(..., kernel=...)`` with
   ``"textbook"``   the seven loops in the order the formula is written,
   ``"reordered"``  the same loops, innermost loop over contiguous output columns,
-  ``"parallel"``   the reordered loops with ``prange`` over the batch (``numba.set_num_threads``),
-  ``"joined"``     stride 1: the reordered loops with all output rows joined into one long row,
-and, forward only, the safety-vs-speed variants of the reordered kernel: ``"boundscheck"``,
-``"raise"`` (a check that can raise inside the innermost loop), ``"signed"`` (computed indices
-left signed, so numba must handle negative ones), ``"flat_signed"`` and
+  ``"parallel"``   the reordered loops with ``prange`` over the batch
+                   (``numba.set_num_threads``),
+  ``"joined"``     stride 1: the reordered loops with all output rows joined into one
+                   long row,
+and, forward only, the safety-vs-speed variants of the reordered kernel:
+``"boundscheck"``, ``"raise"`` (a check that can raise inside the innermost loop),
+``"signed"`` (computed indices left signed, so numba must handle negative ones),
+``"flat_signed"`` and
 ``"flat_unsigned"`` (flattened arrays indexed by raw offsets, like C pointers).
 
-The book's rule, visible in every compiled function: validate once at the boundary (shapes,
-dtypes, padding, output size — :func:`_prepare`), then run loops that check nothing.
+The book's rule, visible in every compiled function: validate once at the boundary
+(shapes, dtypes, padding, output size — :func:`_prepare`), then run loops that check
+nothing.
 """
 
 from __future__ import annotations
@@ -65,18 +71,19 @@ _NUMBA_MISSING = (
 )
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Validation at the boundary: everything the loops below never check again.
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _prepare(x, w, b, stride, padding, dilation, fn="conv2d"):
     """Check the arguments of a conv2d once and return everything the loops need.
 
-    The checks are :mod:`cnnbook.functional`'s own, so every rung rejects exactly the inputs the
-    NumPy path rejects. Returns ``(xp, w, b, out_hw, stride, padding, dilation)`` with ``xp`` the
-    zero-padded, C-contiguous input (N, C, H + 2pH, W + 2pW), ``w`` C-contiguous of the same
-    dtype, ``b`` a (F,) array (zeros when None) and ``out_hw = (Ho, Wo)``.
+    The checks are :mod:`cnnbook.functional`'s own, so every rung rejects exactly the
+    inputs the NumPy path rejects. Returns ``(xp, w, b, out_hw, stride, padding,
+    dilation)`` with ``xp`` the zero-padded, C-contiguous input (N, C, H + 2pH, W +
+    2pW), ``w`` C-contiguous of the same dtype, ``b`` a (F,) array (zeros when None) and
+    ``out_hw = (Ho, Wo)``.
     """
     x, w, b = _check_conv_args(x, w, b, fn)
     _, stride, padding, dilation, out_hw = _conv_geometry(
@@ -85,7 +92,8 @@ def _prepare(x, w, b, stride, padding, dilation, fn="conv2d"):
     dtype = np.result_type(x, w)
     if dtype not in (np.float32, np.float64):
         raise TypeError(
-            f"{fn}: the compiled kernels take float32 or float64, got {x.dtype} and {w.dtype}"
+            f"{fn}: the compiled kernels take float32 or float64,"
+            f" got {x.dtype} and {w.dtype}"
         )
     x = x.astype(dtype, copy=False)
     b = (
@@ -121,9 +129,11 @@ def _unpad(xp, padding):
 
 
 def conv2d_flops(x_shape, w_shape, stride=1, padding=0, dilation=1):
-    """Floating-point operations of one conv2d forward: 2 per multiply-add, 2·N·F·Ho·Wo·C·kH·kW.
+    """Floating-point operations of one conv2d forward: 2 per multiply-add,
+    2·N·F·Ho·Wo·C·kH·kW.
 
-    The backward pass does twice that (one product for dx, one for dw); the bias is ignored.
+    The backward pass does twice that (one product for dx, one for dw); the bias is
+    ignored.
     """
     n, c = x_shape[:2]
     f, _, kh, kw = w_shape
@@ -133,14 +143,14 @@ def conv2d_flops(x_shape, w_shape, stride=1, padding=0, dilation=1):
     return 2 * n * f * ho * wo * c * kh * kw
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # NumPy rungs
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def _windows(xp, kernel_hw, out_hw, stride, dilation):
-    """View (N, C, Ho, Wo, kH, kW) of the padded input: window [n, c, oh, ow] is what filter
-    position (oh, ow) sees. No copy — only strides change."""
+    """View (N, C, Ho, Wo, kH, kW) of the padded input: window [n, c, oh, ow] is what
+    filter position (oh, ow) sees. No copy — only strides change."""
     (kh, kw), (ho, wo), (sh, sw), (dh, dw) = kernel_hw, out_hw, stride, dilation
     span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
     v = sliding_window_view(xp, (span_h, span_w), axis=(2, 3))
@@ -162,10 +172,12 @@ def conv2d_windows(x, w, b=None, stride=1, padding=0, dilation=1):
 
 
 def conv2d_windows_backward(dout, x, w, stride=1, padding=0, dilation=1):
-    """Gradients of :func:`conv2d_windows`: ``(dx, dw, db)`` with the shapes of x, w and (F,).
+    """Gradients of :func:`conv2d_windows`: ``(dx, dw, db)`` with the shapes of x, w and
+    (F,).
 
-    ``dw`` contracts the windows with ``dout``. ``dx`` is built by shift-and-add: tap (i, j) of
-    the kernel sends ``Σ_f dout[n, f] · w[f, c, i, j]`` back to the input pixels it read.
+    ``dw`` contracts the windows with ``dout``. ``dx`` is built by shift-and-add: tap
+    (i, j) of the kernel sends ``Σ_f dout[n, f] · w[f, c, i, j]`` back to the input
+    pixels it read.
     """
     xp, w, _, out_hw, stride, padding, dilation = _prepare(
         x, w, None, stride, padding, dilation, "conv2d_windows_backward"
@@ -178,7 +190,8 @@ def conv2d_windows_backward(dout, x, w, stride=1, padding=0, dilation=1):
     dxp = np.zeros_like(xp)
     for i in range(w.shape[2]):
         for j in range(w.shape[3]):
-            # (N, F, Ho, Wo) x (F, C) -> (N, Ho, Wo, C): the gradient reaching the pixels tap (i, j) read
+            # (N, F, Ho, Wo) x (F, C) -> (N, Ho, Wo, C): the gradient reaching the
+            # pixels tap (i, j) read
             g = np.tensordot(dout, w[:, :, i, j], axes=([1], [0]))
             dxp[
                 :,
@@ -190,7 +203,8 @@ def conv2d_windows_backward(dout, x, w, stride=1, padding=0, dilation=1):
 
 
 def _cols_2d(xp, kernel_hw, out_hw, stride, dilation):
-    """Classic im2col matrix (C·kH·kW, N·Ho·Wo): one column per output pixel of every image."""
+    """Classic im2col matrix (C·kH·kW, N·Ho·Wo): one column per output pixel of every
+    image."""
     win = _windows(xp, kernel_hw, out_hw, stride, dilation)  # (N, C, Ho, Wo, kH, kW)
     n, c, ho, wo, kh, kw = win.shape
     return win.transpose(1, 4, 5, 0, 2, 3).reshape(
@@ -201,9 +215,9 @@ def _cols_2d(xp, kernel_hw, out_hw, stride, dilation):
 def conv2d_im2col_2d(x, w, b=None, stride=1, padding=0, dilation=1):
     """conv2d as one GEMM on the classic 2-D im2col matrix.
 
-    ``W (F, C·kH·kW) @ cols (C·kH·kW, N·Ho·Wo)`` gives (F, N·Ho·Wo), which must then be transposed
-    to (N, F, Ho, Wo) — a full extra pass over the output that the batched form
-    (:func:`cnnbook.functional.conv2d`) avoids.
+    ``W (F, C·kH·kW) @ cols (C·kH·kW, N·Ho·Wo)`` gives (F, N·Ho·Wo), which must then be
+    transposed to (N, F, Ho, Wo) — a full extra pass over the output that the batched
+    form (:func:`cnnbook.functional.conv2d`) avoids.
     """
     xp, w, b, (ho, wo), stride, _, dilation = _prepare(
         x, w, b, stride, padding, dilation, "conv2d_im2col_2d"
@@ -216,7 +230,8 @@ def conv2d_im2col_2d(x, w, b=None, stride=1, padding=0, dilation=1):
 
 
 def conv2d_im2col_2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
-    """Gradients of :func:`conv2d_im2col_2d`: two GEMMs and a col2im (scatter-add) for dx."""
+    """Gradients of :func:`conv2d_im2col_2d`: two GEMMs and a col2im (scatter-add) for
+    dx."""
     xp, w, _, (ho, wo), stride, padding, dilation = _prepare(
         x, w, None, stride, padding, dilation, "conv2d_im2col_2d_backward"
     )
@@ -249,11 +264,13 @@ def _fft_setup(x, w, b, stride, padding, dilation, fn):
     )
     if stride != (1, 1) or dilation != (1, 1):
         raise ValueError(
-            f"{fn}: the FFT rung handles stride 1 and dilation 1 only, got stride {stride} "
+            f"{fn}: the FFT rung handles stride 1 and dilation 1 only,"
+            f" got stride {stride} "
             f"and dilation {dilation}"
         )
-    # Transform size: at least the padded input (then the circular convolution never wraps around
-    # onto the outputs we keep), rounded up to a size the FFT handles fast (Chapter 2).
+    # Transform size: at least the padded input (then the circular convolution never
+    # wraps around # onto the outputs we keep), rounded up to a size the FFT handles
+    # fast (Chapter 2).
     size = tuple(next_fast_len(n) for n in xp.shape[2:])
     return xp, w, b, out_hw, padding, size
 
@@ -261,9 +278,9 @@ def _fft_setup(x, w, b, stride, padding, dilation, fn):
 def conv2d_fft(x, w, b=None, stride=1, padding=0, dilation=1):
     """conv2d through the convolution theorem (stride 1, dilation 1 only).
 
-    Each image channel and each filter is transformed once (``rfft2`` at least as large as the
-    padded input); the cross-correlation is ``irfft2(Σ_c X[n, c] · conj(W[f, c]))``, cropped to
-    (Ho, Wo).
+    Each image channel and each filter is transformed once (``rfft2`` at least as large
+    as the padded input); the cross-correlation is ``irfft2(Σ_c X[n, c] · conj(W[f,
+    c]))``, cropped to (Ho, Wo).
     """
     xp, w, b, (ho, wo), _, s = _fft_setup(
         x, w, b, stride, padding, dilation, "conv2d_fft"
@@ -278,8 +295,9 @@ def conv2d_fft(x, w, b=None, stride=1, padding=0, dilation=1):
 def conv2d_fft_backward(dout, x, w, stride=1, padding=0, dilation=1):
     """Gradients of :func:`conv2d_fft`, also in the frequency domain.
 
-    dx is the *full convolution* of dout with w (``D · W``), dw the correlation of the input with
-    dout (``X · conj(D)``), both summed over the channel the product does not keep.
+    dx is the *full convolution* of dout with w (``D · W``), dw the correlation of the
+    input with dout (``X · conj(D)``), both summed over the channel the product does not
+    keep.
     """
     xp, w, _, out_hw, padding, s = _fft_setup(
         x, w, None, stride, padding, dilation, "conv2d_fft_backward"
@@ -297,14 +315,16 @@ def conv2d_fft_backward(dout, x, w, stride=1, padding=0, dilation=1):
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# Compiled rungs. The loops index the *padded* input, so no pixel test is needed inside them.
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
+# Compiled rungs. The loops index the *padded* input, so no pixel test is needed inside
+# them.
+# --------------------------------------------------------------------------------------
 
-# Indices computed from strides could be negative as far as the compiler knows, and numba then
-# adds NumPy's wrap-around (``a[-1]`` is the last element) to every access: a test and a select
-# that keep LLVM from vectorizing. ``_index`` makes them unsigned; :func:`_prepare` has already
-# checked they are in range. (The "signed" safety variant compiles the very same code with int64.)
+# Indices computed from strides could be negative as far as the compiler knows, and
+# numba then # adds NumPy's wrap-around (``a[-1]`` is the last element) to every access:
+# a test and a select # that keep LLVM from vectorizing. ``_index`` makes them unsigned;
+# :func:`_prepare` has already # checked they are in range. (The "signed" safety variant
+# compiles the very same code with int64.)
 _index = np.uint64
 
 
@@ -329,9 +349,11 @@ def _forward_textbook(xp, w, b, out, sh, sw, dh, dw):
 
 
 def _forward_reordered(xp, w, b, out, sh, sw, dh, dw):
-    """The same seven loops, reordered: one weight at a time, innermost over a row of outputs.
+    """The same seven loops, reordered: one weight at a time, innermost over a row of
+    outputs.
 
-    ``prange`` is an ordinary ``range`` unless the function is compiled with ``parallel=True``.
+    ``prange`` is an ordinary ``range`` unless the function is compiled with
+    ``parallel=True``.
     """
     N, F, Ho, Wo = out.shape
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
@@ -353,7 +375,8 @@ def _forward_reordered(xp, w, b, out, sh, sw, dh, dw):
 
 
 def _forward_raise(xp, w, b, out, sh, sw, dh, dw):
-    """:func:`_forward_reordered` with a safety check — and a possible ``raise`` — in the hot loop."""
+    """:func:`_forward_reordered` with a safety check — and a possible ``raise`` — in
+    the hot loop."""
     N, F, Ho, Wo = out.shape
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
     Wp = _index(xp.shape[3])
@@ -376,7 +399,8 @@ def _forward_raise(xp, w, b, out, sh, sw, dh, dw):
 
 
 def _forward_flat_signed(xp, w, b, out, sh, sw, dh, dw):
-    """:func:`_forward_reordered` on flattened arrays, indexed by computed signed (int64) offsets."""
+    """:func:`_forward_reordered` on flattened arrays, indexed by computed signed
+    (int64) offsets."""
     N, F, Ho, Wo = out.shape
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
     Hp, Wp = xp.shape[2], xp.shape[3]
@@ -398,7 +422,8 @@ def _forward_flat_signed(xp, w, b, out, sh, sw, dh, dw):
 
 
 def _forward_flat_unsigned(xp, w, b, out, sh, sw, dh, dw):
-    """:func:`_forward_flat_signed` with unsigned (uint64) offsets: no negative index to wrap."""
+    """:func:`_forward_flat_signed` with unsigned (uint64) offsets: no negative index to
+    wrap."""
     N, F, Ho, Wo = out.shape
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
     Hp, Wp = xp.shape[2], xp.shape[3]
@@ -424,7 +449,8 @@ def _forward_flat_unsigned(xp, w, b, out, sh, sw, dh, dw):
 
 
 def _backward_textbook(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw):
-    """The seven loops of the backward pass: every output gradient visits the inputs it read."""
+    """The seven loops of the backward pass: every output gradient visits the inputs it
+    read."""
     N, F, Ho, Wo = dout.shape
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
     for n in range(N):
@@ -447,16 +473,17 @@ def _backward_textbook(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw):
 def _backward_reordered(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw):
     """Backward with the innermost loop over a row of outputs.
 
-    ``dw`` and ``db`` sum over the batch, so each of the T = ``len(dw_parts)`` chunks of images
-    (T threads under ``parallel=True``) keeps its own partial sums; the dx of an image is written
-    by exactly one chunk.
+    ``dw`` and ``db`` sum over the batch, so each of the T = ``len(dw_parts)`` chunks of
+    images (T threads under ``parallel=True``) keeps its own partial sums; the dx of an
+    image is written by exactly one chunk.
     """
     N, F, Ho, Wo = dout.shape
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
     T = dw_parts.shape[0]
     for t in numba.prange(T):
-        # One partial sum per output column: independent additions vectorize, a single scalar
-        # accumulator would be one long chain (the compiler may not reorder float additions).
+        # One partial sum per output column: independent additions vectorize, a single
+        # scalar # accumulator would be one long chain (the compiler may not reorder
+        # float additions).
         col_sum = np.zeros(Wo, dtype=xp.dtype)
         for n in range(t, N, T):
             for f in range(F):
@@ -483,10 +510,11 @@ def _backward_reordered(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw):
 def _forward_joined(xp, w, b, out_wide, L, dh, dw):
     """Stride 1: the reordered loops with all output rows joined into one long row.
 
-    Each image channel is seen as one long row of Hp·Wp pixels, each output map as ``out_wide``
-    (N, F, Ho·Wp): output (oh, ow) sits at oh·Wp + ow, and kernel tap (i, j) reads the input
-    i·dh·Wp + j·dw further on. The innermost loop then runs over L = (Ho − 1)·Wp + Wo positions
-    instead of Wo; the Wp − Wo positions at the end of each row are computed and thrown away.
+    Each image channel is seen as one long row of Hp·Wp pixels, each output map as
+    ``out_wide`` (N, F, Ho·Wp): output (oh, ow) sits at oh·Wp + ow, and kernel tap (i,
+    j) reads the input i·dh·Wp + j·dw further on. The innermost loop then runs over L =
+    (Ho − 1)·Wp + Wo positions instead of Wo; the Wp − Wo positions at the end of each
+    row are computed and thrown away.
     """
     N, F = out_wide.shape[0], out_wide.shape[1]
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
@@ -505,11 +533,14 @@ def _forward_joined(xp, w, b, out_wide, L, dh, dw):
 
 
 def _backward_joined(dout_wide, xp, w, dxp, dw_parts, db_parts, L, dh, dw):
-    """Backward of :func:`_forward_joined`; ``dout_wide`` holds zeros where outputs were thrown away.
+    """Backward of :func:`_forward_joined`; ``dout_wide`` holds zeros where outputs were
+    thrown away.
 
-    Its ∂L/∂w sums run over L ≈ Ho·Wp products, too long for the per-column partial sums of
-    :func:`_backward_reordered`: this kernel is compiled with ``fastmath={"reassoc"}`` instead,
-    which allows the compiler to reorder the additions of one sum (and so to vectorize it).
+    Its ∂L/∂w sums run over L ≈ Ho·Wp products, too long for the per-column partial sums
+    of
+    :func:`_backward_reordered`: this kernel is compiled with ``fastmath={"reassoc"}``
+    instead, which allows the compiler to reorder the additions of one sum (and so to
+    vectorize it).
     """
     N, F = dout_wide.shape[0], dout_wide.shape[1]
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
@@ -535,14 +566,16 @@ def _backward_joined(dout_wide, xp, w, dxp, dw_parts, db_parts, L, dh, dw):
 
 
 def _compile(fn, tag="", index=None, **options):
-    """``numba.njit`` with the on-disk cache, or a stub raising a clear ImportError without numba.
+    """``numba.njit`` with the on-disk cache, or a stub raising a clear ImportError
+    without numba.
 
-    numba's cache keys compiled code by function and argument types but *not* by compile options,
-    so each option set of the same Python function gets its own name (``tag``) and cache entry.
-    ``index`` replaces the integer type the loops cast their computed indices to. The cache lives
-    in ``cnnbook/__pycache__`` (or under ``NUMBA_CACHE_DIR`` when set; numba falls back to a user
-    cache folder when the package folder is read-only), so a fresh clone compiles each kernel once
-    per dtype, then loads it in milliseconds.
+    numba's cache keys compiled code by function and argument types but *not* by compile
+    options, so each option set of the same Python function gets its own name (``tag``)
+    and cache entry. ``index`` replaces the integer type the loops cast their computed
+    indices to. The cache lives in ``cnnbook/__pycache__`` (or under ``NUMBA_CACHE_DIR``
+    when set; numba falls back to a user cache folder when the package folder is
+    read-only), so a fresh clone compiles each kernel once per dtype, then loads it in
+    milliseconds.
     """
     if numba is None:
 
@@ -573,7 +606,8 @@ KERNELS = {
     "flat_signed": _compile(_forward_flat_signed),
     "flat_unsigned": _compile(_forward_flat_unsigned),
 }
-# backward kernels: name -> compiled function(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw)
+# backward kernels: name -> compiled function(dout, xp, w, dxp, dw_parts, db_parts, sh,
+# sw, dh, dw)
 BACKWARD_KERNELS = {
     "textbook": _compile(_backward_textbook),
     "reordered": _compile(_backward_reordered),
@@ -593,11 +627,12 @@ def _kernel(table, kernel, what):
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, kernel="reordered"):
-    """conv2d with compiled loops (numba). Same contract as :func:`cnnbook.functional.conv2d`.
+    """conv2d with compiled loops (numba). Same contract as
+    :func:`cnnbook.functional.conv2d`.
 
     x: (N, C, H, W), w: (F, C, kH, kW), b: (F,) or None → (N, F, Ho, Wo), dtype of x.
-    ``kernel`` is one of :data:`KERNELS`; ``"parallel"`` uses ``numba.get_num_threads()`` threads,
-    ``"joined"`` needs stride 1.
+    ``kernel`` is one of :data:`KERNELS`; ``"parallel"`` uses
+    ``numba.get_num_threads()`` threads, ``"joined"`` needs stride 1.
     """
     fn = _kernel(KERNELS, kernel, "forward")
     xp, w, b, (ho, wo), (sh, sw), _, (dh, dw) = _prepare(
@@ -623,9 +658,11 @@ def _require_stride_one(kernel, stride):
 
 
 def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, kernel="reordered"):
-    """Gradients of :func:`conv2d` with compiled loops: ``(dx, dw, db)`` shaped like x, w, (F,).
+    """Gradients of :func:`conv2d` with compiled loops: ``(dx, dw, db)`` shaped like x,
+    w, (F,).
 
-    ``kernel`` is ``"textbook"``, ``"reordered"``, ``"parallel"`` or ``"joined"`` (stride 1).
+    ``kernel`` is ``"textbook"``, ``"reordered"``, ``"parallel"`` or ``"joined"``
+    (stride 1).
     """
     fn = _kernel(BACKWARD_KERNELS, kernel, "backward")
     xp, w, _, out_hw, (sh, sw), padding, (dh, dw) = _prepare(

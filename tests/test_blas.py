@@ -1,4 +1,5 @@
-"""The tiny BLAS (cnnbook.blas): every variant equals numpy.matmul within float32 tolerance."""
+"""The tiny BLAS (cnnbook.blas): every variant equals numpy.matmul within float32
+tolerance."""
 
 import functools
 
@@ -12,7 +13,8 @@ pytest.importorskip("numba")
 from cnnbook import blas  # noqa: E402
 
 VARIANTS = blas.VARIANTS
-# Small blocks, so that small matrices already cross several block boundaries of every loop.
+# Small blocks, so that small matrices already cross several block boundaries of every
+# loop.
 SMALL = blas.BlockSizes(mc=2 * blas.MR, kc=16, nc=2 * blas.NR)
 
 
@@ -24,7 +26,8 @@ def reference(A, B, C=None, alpha=1.0, beta=0.0):
 
 
 def assert_gemm_close(got, A, B, C=None, alpha=1.0, beta=0.0):
-    """float32 rounding grows with the length k of each sum: tolerance ∝ k · eps · |terms|."""
+    """float32 rounding grows with the length k of each sum: tolerance ∝ k · eps ·
+    |terms|."""
     k = A.shape[1]
     expected = reference(A, B, C, alpha, beta)
     scale = abs(alpha) * (np.abs(A).astype(np.float64) @ np.abs(B).astype(np.float64))
@@ -108,7 +111,8 @@ def test_transposed_and_strided_inputs_are_copied(variant):
     B = rand(rng, 62, 90)[::2, ::3]  # (31, 30), strided in both axes
     assert not A.flags.c_contiguous and not B.flags.c_contiguous
     assert_gemm_close(blas.sgemm(A, B, variant=variant), A, B)
-    # a non-contiguous C is updated in place, and the elements between its columns are untouched
+    # a non-contiguous C is updated in place, and the elements between its columns are
+    # untouched
     Cbig = rand(rng, 19, 60)
     before = Cbig.copy()
     C = Cbig[:, ::2]
@@ -283,7 +287,8 @@ def test_layers_with_tiny_blas_backend_match_numpy():
             atol=1e-5 * np.abs(want).max(),
             err_msg=key,
         )
-    # the functional level, with the same upstream gradient: conv2d_backward and linear_backward
+    # the functional level, with the same upstream gradient: conv2d_backward and
+    # linear_backward
     w = rng.standard_normal((3, 2, 3, 3)).astype(np.float32)
     xc = rng.standard_normal((2, 2, 7, 6)).astype(np.float32)
     dout = rng.standard_normal((2, 3, 4, 3)).astype(np.float32)

@@ -1,7 +1,9 @@
-"""Diagnostics helpers, and the regression guard: training must not grow memory or live objects.
+"""Diagnostics helpers, and the regression guard: training must not grow memory or live
+objects.
 
-The guard counts memory and objects, never seconds, so a noisy machine cannot fail it; a planted
-leak of one minibatch per step must fail it (tested below), so it is not a test that cannot fail.
+The guard counts memory and objects, never seconds, so a noisy machine cannot fail it; a
+planted leak of one minibatch per step must fail it (tested below), so it is not a test
+that cannot fail.
 """
 
 import gc
@@ -57,7 +59,7 @@ def test_phase_timer_records_time_even_when_the_phase_raises(monkeypatch):
     with pytest.raises(ZeroDivisionError):
         with timer.phase("forward"):
             clock.now += 2.0
-            1 / 0
+            _ = 1 / 0
     timer.end_epoch()
     assert timer.history["forward"] == [2.0]
 
@@ -130,11 +132,13 @@ def test_plot_profile_accepts_a_timer_and_a_history_dict():
         plot_profile({"loss": [1, 2]})
 
 
-# --- the regression guard -------------------------------------------------------------------------
+# --- the regression guard
+# -------------------------------------------------------------------------
 
 
 def _train_and_measure(augment=None, epochs=6):
-    """Train a small seed model; return (traced MiB growth, live-object growth) after warm-up."""
+    """Train a small seed model; return (traced MiB growth, live-object growth) after
+    warm-up."""
     rng = np.random.default_rng(0)
     X = rng.random((256, 1, 12, 12), dtype=np.float32)
     y = rng.integers(0, 10, 256)
@@ -164,7 +168,8 @@ def _train_and_measure(augment=None, epochs=6):
         timer.close()
     assert len(timer.history["backward"]) == history.epochs == epochs
     traced = timer.history["traced_mb"]
-    # Epoch 1 is warm-up (caches, first allocations); compare the last epoch with the second.
+    # Epoch 1 is warm-up (caches, first allocations); compare the last epoch with the
+    # second.
     return traced[-1] - traced[1], objects[-1] - objects[1]
 
 

@@ -1,9 +1,10 @@
 """Every rung of Chapter 8's ladder computes the seven loops' numbers (cnnbook.naive).
 
-float64: equal to the naive loops within 1e-10. float32: within 1e-5·(1 + |reference|) of the
-float64 reference — each output is a sum of at most 4·3·3 = 36 products of values of order 1,
-so float32 rounding (2⁻²⁴ ≈ 6e-8 per operation) stays far below that.
-The compiled kernels are cached on disk by numba, so only the first run pays for compiling them.
+float64: equal to the naive loops within 1e-10. float32: within 1e-5·(1 + |reference|)
+of the float64 reference — each output is a sum of at most 4·3·3 = 36 products of values
+of order 1, so float32 rounding (2⁻²⁴ ≈ 6e-8 per operation) stays far below that.
+The compiled kernels are cached on disk by numba, so only the first run pays for
+compiling them.
 """
 
 import numpy as np
@@ -13,7 +14,8 @@ from cnnbook import fast, naive
 
 numba = pytest.importorskip("numba")
 
-# (x shape, w shape, stride, padding, dilation): plain, padded, strided, and everything uneven
+# (x shape, w shape, stride, padding, dilation): plain, padded, strided, and everything
+# uneven
 GEOMETRIES = [
     ((2, 3, 7, 6), (4, 3, 3, 3), 1, 0, 1),
     ((2, 3, 7, 6), (4, 3, 3, 3), 1, 1, 1),
@@ -34,7 +36,8 @@ def _problem(xs, ws, dtype, seed=0):
 
 @pytest.fixture(scope="module", params=range(len(GEOMETRIES)), ids=IDS)
 def case(request):
-    """One geometry with its float64 reference: the naive loops, forward and backward."""
+    """One geometry with its float64 reference: the naive loops, forward and
+    backward."""
     xs, ws, s, p, d = GEOMETRIES[request.param]
     x, w, b = _problem(xs, ws, np.float64)
     out = naive.conv2d(x, w, b, s, p, d)
@@ -96,7 +99,8 @@ def test_fft_rung_equal_naive(case):
 
 
 def test_fft_rung_matches_chapter_2_fft_conv2d():
-    """One channel, one filter: the batched rung is Chapter 2's fft_conv2d with the kernel flipped."""
+    """One channel, one filter: the batched rung is Chapter 2's fft_conv2d with the
+    kernel flipped."""
     fft = pytest.importorskip("cnnbook.fft")
     x, w, _ = _problem((1, 1, 9, 7), (1, 1, 3, 3), np.float64)
     expected = fft.fft_conv2d(x[0, 0], w[0, 0, ::-1, ::-1], mode="valid")
@@ -106,7 +110,8 @@ def test_fft_rung_matches_chapter_2_fft_conv2d():
 
 
 def _strided_joined(kernel, geometry):
-    """True (after checking the error) when the "joined" kernels meet a stride they reject."""
+    """True (after checking the error) when the "joined" kernels meet a stride they
+    reject."""
     if kernel == "joined" and geometry[0] != 1:
         x, w = np.zeros((1, 1, 5, 5)), np.zeros((1, 1, 3, 3))
         with pytest.raises(ValueError, match="stride 1 only"):
@@ -157,7 +162,8 @@ def test_compiled_kernels_equal_naive_float32(case, kernel):
     "kernel", ["boundscheck", "raise", "signed", "flat_signed", "flat_unsigned"]
 )
 def test_safety_variants_equal_naive(case, kernel):
-    """The safety-vs-speed variants are timed in float32 only, so they are compiled for float32."""
+    """The safety-vs-speed variants are timed in float32 only, so they are compiled for
+    float32."""
     x, w, b = (a.astype(np.float32) for a in (case["x"], case["w"], case["b"]))
     np.testing.assert_allclose(
         fast.conv2d(x, w, b, *case["geometry"], kernel=kernel), case["out"], **F32_TOL

@@ -1,13 +1,15 @@
-"""Benchmark section ``conv2d`` (Chapter 8): every rung of the ladder, forward and backward.
+"""Benchmark section ``conv2d`` (Chapter 8): every rung of the ladder, forward and
+backward.
 
 Two float32 problems, both 3×3 filters with padding 1:
   A  the seed model's convolution: x (64, 1, 28, 28), w (8, 1, 3, 3)
   B  a deeper layer:               x (32, 16, 32, 32), w (32, 16, 3, 3)
 
-Every rung runs with one thread (BLAS limited through threadpoolctl, ``numba.set_num_threads(1)``,
-``torch.set_num_threads(1)``) except the ``prange`` rung and its PyTorch partner, which get two.
-Times are the minimum over repeats (:func:`cnnbook.bench.best_time`); ratios and GFLOP/s are
-computed from times measured in this one run, next to numpy's float32 GEMM rate.
+Every rung runs with one thread (BLAS limited through threadpoolctl,
+``numba.set_num_threads(1)``, ``torch.set_num_threads(1)``) except the ``prange`` rung
+and its PyTorch partner, which get two. Times are the minimum over repeats
+(:func:`cnnbook.bench.best_time`); ratios and GFLOP/s are computed from times measured
+in this one run, next to numpy's float32 GEMM rate.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ PARALLEL_THREADS = 2
 
 @dataclass
 class Rung:
-    """One way to compute conv2d: ``forward(x, w, b, padding)``, ``backward(dout, x, w, padding)``."""
+    """One way to compute conv2d: ``forward(x, w, b, padding)``, ``backward(dout, x, w,
+    padding)``."""
 
     name: str
     forward: Callable
@@ -89,7 +92,8 @@ def _torch_rung(threads):
                 torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), padding=p
             )
 
-    _cache = {}  # the forward graph, built once per problem and kept (its tensors share x's memory)
+    # the forward graph, built once per problem and kept (its tensors share x's memory)
+    _cache = {}
 
     def backward(dout, x, w, p):
         # autograd's backward of one conv2d, without its forward
@@ -117,7 +121,8 @@ def _torch_rung(threads):
 
 
 def rungs() -> list[Rung]:
-    """The ladder, slowest first; numba and PyTorch rungs only when they are installed."""
+    """The ladder, slowest first; numba and PyTorch rungs only when they are
+    installed."""
     ladder = [
         Rung(
             "Python seven loops",
@@ -191,7 +196,8 @@ def problem(shape: str = "A", dtype=np.float32, seed: int = 0) -> dict:
 
 @contextlib.contextmanager
 def threads(n: int):
-    """Run the block with ``n`` threads for BLAS, numba and PyTorch; restore them afterwards."""
+    """Run the block with ``n`` threads for BLAS, numba and PyTorch; restore them
+    afterwards."""
     saved_numba = numba.get_num_threads() if numba is not None else None
     saved_torch = torch.get_num_threads() if torch is not None else None
     limits = (
@@ -216,10 +222,12 @@ def threads(n: int):
 def time_rung(
     rung: Rung, prob: dict, *, repeat: int = 5, backward: bool = True
 ) -> dict:
-    """Forward and backward seconds of one rung on one problem (minimum of ``repeat`` rounds).
+    """Forward and backward seconds of one rung on one problem (minimum of ``repeat``
+    rounds).
 
-    An ``extrapolated`` rung (the Python loops) runs on one image and one filter only; its time is
-    scaled by the ratio of multiply-adds, and ``ns_per_madd`` says what one multiply-add cost.
+    An ``extrapolated`` rung (the Python loops) runs on one image and one filter only;
+    its time is scaled by the ratio of multiply-adds, and ``ns_per_madd`` says what one
+    multiply-add cost.
     """
     x, w, b, dout, p = prob["x"], prob["w"], prob["b"], prob["dout"], prob["padding"]
     scale = 1.0
@@ -261,10 +269,12 @@ def gemm_gflops(n_threads: int = 1, size: int = 512, repeat: int = 5) -> float:
 def measure(
     shapes=("A", "B"), *, quick: bool = True, only: list[str] | None = None
 ) -> list[dict]:
-    """Time every rung (or the ones named in ``only``) on every shape; one record per pair.
+    """Time every rung (or the ones named in ``only``) on every shape; one record per
+    pair.
 
-    All rungs of a shape are timed in interleaved rounds and each keeps its best forward and
-    backward time, so that a burst of load from elsewhere does not fall on one rung only.
+    All rungs of a shape are timed in interleaved rounds and each keeps its best forward
+    and backward time, so that a burst of load from elsewhere does not fall on one rung
+    only.
     """
     records = []
     for shape in shapes:
@@ -297,10 +307,12 @@ _SAFETY = [
 
 
 def safety(shapes=("A", "B"), *, quick: bool = True) -> list[dict]:
-    """Forward time of each safety-vs-speed variant of the reordered kernel (one thread).
+    """Forward time of each safety-vs-speed variant of the reordered kernel (one
+    thread).
 
-    The variants are timed in interleaved rounds (all variants once, then again ...) and each keeps
-    its best round, so a burst of load from elsewhere cannot fall on one variant only.
+    The variants are timed in interleaved rounds (all variants once, then again ...) and
+    each keeps its best round, so a burst of load from elsewhere cannot fall on one
+    variant only.
     """
     if numba is None:
         return []
@@ -335,7 +347,8 @@ def safety(shapes=("A", "B"), *, quick: bool = True) -> list[dict]:
 
 
 def ladder_tables(records: list[dict], gemm: dict) -> list[Table]:
-    """One table per shape: times, GFLOP/s, and ratios to the best NumPy path and to PyTorch."""
+    """One table per shape: times, GFLOP/s, and ratios to the best NumPy path and to
+    PyTorch."""
     tables = []
     for shape in dict.fromkeys(r["shape"] for r in records):
         rows = [r for r in records if r["shape"] == shape]
@@ -351,13 +364,13 @@ def ladder_tables(records: list[dict], gemm: dict) -> list[Table]:
             f"conv2d, shape {shape}: x {xs}, w {ws}, padding {p}, float32",
             [
                 "rung",
-                "threads",
+                "thr",
                 "fwd ms",
                 "bwd ms",
                 "fwd GF/s",
                 "bwd GF/s",
-                "fwd+bwd / best NumPy",
-                "fwd+bwd / PyTorch",
+                "÷ NumPy",
+                "÷ torch",
             ],
         )
         for r in rows:
@@ -373,12 +386,16 @@ def ladder_tables(records: list[dict], gemm: dict) -> list[Table]:
                 total / (best_np["forward"] + best_np["backward"]) if best_np else "-",
                 total / (ref["forward"] + ref["backward"]) if ref else "-",
             )
+        table.notes.append(
+            "÷ NumPy, ÷ torch: fwd+bwd time over the best NumPy path's"
+            " and over PyTorch's with the same threads"
+        )
         if best_np:
             table.notes.append(f"best NumPy path (fwd+bwd): {best_np['rung']}")
         for r in rows:
             if r["extrapolated"]:
                 table.notes.append(
-                    f"* timed on one image and one filter, scaled by the multiply-adds: "
+                    "* timed on one image and one filter, scaled by the multiply-adds: "
                     f"{r['ns_per_madd']:.0f} ns per multiply-add"
                 )
         table.notes.append(
@@ -392,6 +409,23 @@ def ladder_tables(records: list[dict], gemm: dict) -> list[Table]:
             table.notes.append("PyTorch is not installed: no reference column.")
         tables.append(table)
     return tables
+
+
+def markdown(table: Table) -> str:
+    """``table`` as a Markdown table (title in bold, notes below) for a notebook."""
+
+    def cell(v):
+        if isinstance(v, float):
+            return f"{v:.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+        return str(v).replace("|", "\\|")
+
+    out = [f"**{table.title}**", ""]
+    out.append("| " + " | ".join(table.columns) + " |")
+    out.append("|" + "|".join([" --- "] + [" ---: "] * (len(table.columns) - 1)) + "|")
+    out += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.rows]
+    if table.notes:
+        out += [""] + [f"{note}  " for note in table.notes]
+    return "\n".join(out)
 
 
 def safety_table(records: list[dict]) -> Table:
@@ -413,7 +447,8 @@ def safety_table(records: list[dict]) -> Table:
 def run(quick: bool = False) -> list[Table]:
     gemm = {t: gemm_gflops(t) for t in (1, PARALLEL_THREADS)}
     records = measure(quick=quick)
-    # the yardstick is measured before and after the ladder; the better rate is the machine's
+    # the yardstick is measured before and after the ladder; the better rate is the
+    # machine's
     gemm = {t: max(g, gemm_gflops(t)) for t, g in gemm.items()}
     tables = ladder_tables(records, gemm)
     if numba is None:

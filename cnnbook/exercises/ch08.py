@@ -1,8 +1,8 @@
 """Checkers for Chapter 8, performance.
 
 The expected answers come from a direct loop implementation of its own, independent of
-``cnnbook.functional`` and ``cnnbook.fast``, so a checker cannot agree with a bug in the code it
-teaches.
+``cnnbook.functional`` and ``cnnbook.fast``, so a checker cannot agree with a bug in the
+code it teaches.
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ def _conv2d_loops(x, w, b, padding):
 def check_conv2d_shift_add(fn) -> CheckResult:
     """``fn(x, w, b, padding)`` → conv2d (stride 1) computed one kernel tap at a time.
 
-    ``x: (N, C, H, W)``, ``w: (F, C, kH, kW)``, ``b: (F,)``, ``padding`` an int → ``(N, F, Ho, Wo)``,
-    the cross-correlation of PyTorch's ``F.conv2d`` (no kernel flip), float64.
+    ``x: (N, C, H, W)``, ``w: (F, C, kH, kW)``, ``b: (F,)``, ``padding`` an int → ``(N,
+    F, Ho, Wo)``, the cross-correlation of PyTorch's ``F.conv2d`` (no kernel flip),
+    float64.
     """
     rng = np.random.default_rng(808)
     specs = [

@@ -18,10 +18,11 @@ def _subnormal_count(x: np.ndarray) -> int:
 
 
 def check_count_subnormal(fn) -> CheckResult:
-    """``fn(x)`` → how many entries of the float array ``x`` are subnormal, as an ``int``.
+    """``fn(x)`` → how many entries of the float array ``x`` are subnormal, as an
+    ``int``.
 
-    Subnormal: nonzero, and smaller in magnitude than the smallest *normal* number of ``x``'s own
-    dtype (``np.finfo(x.dtype).smallest_normal``). Zero is not subnormal.
+    Subnormal: nonzero, and smaller in magnitude than the smallest *normal* number of
+    ``x``'s own dtype (``np.finfo(x.dtype).smallest_normal``). Zero is not subnormal.
     """
     tiny32, tiny64 = (
         np.finfo(np.float32).smallest_normal,
@@ -35,11 +36,13 @@ def check_count_subnormal(fn) -> CheckResult:
         ),
         (
             np.array([tiny32 / 2, -tiny32 / 8, tiny32, 0.0], np.float32),
-            "use the magnitude (np.abs): negative subnormals count too; the smallest normal itself does not",
+            "use the magnitude (np.abs): negative subnormals count too;"
+            " the smallest normal itself does not",
         ),
         (
             np.array([1e-39, 1e-40, 1e-300], np.float64),
-            "1e-39 is subnormal in float32 but perfectly normal in float64: use x.dtype's own limit",
+            "1e-39 is subnormal in float32 but perfectly normal in float64:"
+            " use x.dtype's own limit",
         ),
         (
             np.array([tiny64 / 3, 5e-324, -tiny64, 0.0]),
@@ -49,7 +52,8 @@ def check_count_subnormal(fn) -> CheckResult:
             (np.float32(0.9) ** np.arange(0, 900, 7, dtype=np.float32)).astype(
                 np.float32
             ),
-            "powers of 0.9 in float32 pass through the subnormal range before they reach zero",
+            "powers of 0.9 in float32 pass through the subnormal range"
+            " before they reach zero",
         ),
     ]
     return run_cases(
@@ -60,10 +64,11 @@ def check_count_subnormal(fn) -> CheckResult:
 
 
 def check_running_mean(fn) -> CheckResult:
-    """``fn(mean, count, value)`` → ``(new_mean, new_count)``: the mean of all values so far.
+    """``fn(mean, count, value)`` → ``(new_mean, new_count)``: the mean of all values so
+    far.
 
-    The point is constant work per call — no list of past values, no re-scan — so a per-step
-    debug log cannot get slower every step. Numbers are Python or NumPy floats.
+    The point is constant work per call — no list of past values, no re-scan — so a
+    per-step debug log cannot get slower every step. Numbers are Python or NumPy floats.
     """
     require_function("running_mean", fn)
     rng = np.random.default_rng(9)
@@ -71,7 +76,8 @@ def check_running_mean(fn) -> CheckResult:
     for values, hint in [
         (
             [4.0],
-            "the first value: the mean of one number is that number (count starts at 0)",
+            "the first value: the mean of one number is that number"
+            " (count starts at 0)",
         ),
         ([1.0, 2.0, 3.0, 10.0], "new_mean = mean + (value - mean) / new_count"),
         (list(rng.normal(5, 2, size=50)), ""),

@@ -28,7 +28,8 @@ class _TracedRow:
 
 
 class _Traced:
-    """A 2-D array stand-in that records which elements are read, in order (loop-order check)."""
+    """A 2-D array stand-in that records which elements are read, in order (loop-order
+    check)."""
 
     def __init__(self, data: np.ndarray, name: str, log: list):
         self.data, self.name, self._log = data, name, log
@@ -49,7 +50,8 @@ class _Traced:
             return int(idx[0]), int(idx[1])
         raise TypeError(
             f"index {self.name} one element at a time, like {self.name}[i, j] "
-            f"(this exercise is about the order of the three loops), got {self.name}[{idx!r}]"
+            "(this exercise is about the order of the three loops),"
+            f" got {self.name}[{idx!r}]"
         )
 
     def __getitem__(self, idx):
@@ -81,9 +83,10 @@ def _loop_order(log: list) -> str:
 
 
 def check_matmul_ikj(fn: Callable) -> CheckResult:
-    """``fn(A, B, C)`` adds ``A @ B`` to ``C`` in place (C: (m, n), A: (m, k), B: (k, n)) with three
-    plain loops in the order i, p (the inner dimension k), j — indexing one element at a time, like
-    ``C[i, j] += A[i, p] * B[p, j]``. The checker records the order in which B's elements are read."""
+    """``fn(A, B, C)`` adds ``A @ B`` to ``C`` in place (C: (m, n), A: (m, k), B: (k,
+    n)) with three plain loops in the order i, p (the inner dimension k), j — indexing
+    one element at a time, like ``C[i, j] += A[i, p] * B[p, j]``. The checker records
+    the order in which B's elements are read."""
     require_function("matmul_ikj", fn)
     rng = np.random.default_rng(10)
 
@@ -110,8 +113,9 @@ def check_matmul_ikj(fn: Callable) -> CheckResult:
 
 
 def check_gemm_flops(fn: Callable) -> CheckResult:
-    """``fn(m, n, k)`` returns the floating-point operations of ``C = A @ B`` with A (m, k) and
-    B (k, n), counting one multiply and one add for every term of every sum (the GFLOP/s convention)."""
+    """``fn(m, n, k)`` returns the floating-point operations of ``C = A @ B`` with A (m,
+    k) and B (k, n), counting one multiply and one add for every term of every sum (the
+    GFLOP/s convention)."""
     hint = "m·n sums of k terms each, and every term is a multiply and an add: 2 flops"
     cases = [
         Case((2, 3, 4), 48, hint=hint),
@@ -132,8 +136,9 @@ def check_gemm_flops(fn: Callable) -> CheckResult:
 
 
 def check_tile_intensity(fn: Callable) -> CheckResult:
-    """``fn(mr, nr)`` returns the flops per float loaded of one step of an ``mr × nr`` micro-kernel:
-    it loads mr floats of A and nr floats of B and does mr·nr multiply-adds (2 flops each)."""
+    """``fn(mr, nr)`` returns the flops per float loaded of one step of an ``mr × nr``
+    micro-kernel: it loads mr floats of A and nr floats of B and does mr·nr
+    multiply-adds (2 flops each)."""
     hint = "2·mr·nr flops for mr + nr floats loaded"
     cases = [
         Case((1, 1), 1.0, hint="1 × 1: one multiply-add (2 flops) for 2 floats loaded"),
