@@ -1,40 +1,53 @@
-"""Gradient checking: compare a layer's ``backward`` with central differences of its ``forward``.
+"""Gradient checking: a layer's ``backward`` against central differences of ``forward``.
 
 One line checks any layer or model that follows the book's protocol (``forward(x)``,
-``backward(dout) -> dx``, and optionally ``params``/``grads`` dicts or ``named_parameters()``)::
+``backward(dout) -> dx``, and optionally ``params``/``grads`` dicts or
+``named_parameters()``)::
 
-    cnnbook.gradcheck.gradcheck(layer, x)          # {"input": 3e-10, "weight": 2e-10, ...}
+    report = cnnbook.gradcheck.gradcheck(layer, x)
+    report["weight"]          # the relative error, a float (e.g. 3e-10)
+    report                    # prints the claim: "weight: relative error < 1e-6: yes"
     cnnbook.gradcheck.assert_gradients_close(layer, x)
 
-How it works. The layer's output is turned into a scalar with a fixed random tensor ``R``:
-``L = sum(forward(x) * R)``, so that ``dL/d(output) = R`` exactly. ``backward(R)`` gives the
-analytic gradients; for chosen entries ``i`` the numerical gradient is the central difference
-``(L(θ_i + ε) − L(θ_i − ε)) / 2ε``, whose error is O(ε²) (one-sided differences are only O(ε)).
-Everything runs in float64: in float32 the rounding error of ``L`` divided by ``2ε`` would swamp
-the comparison.
+How it works. The layer's output is turned into a scalar with a fixed random tensor
+``R``: ``L = sum(forward(x) * R)``, so that ``dL/d(output) = R`` exactly.
+``backward(R)`` gives the analytic gradients; for chosen entries ``i`` the numerical
+gradient is the central difference ``(L(θ_i + ε) − L(θ_i − ε)) / 2ε``, whose error is
+O(ε²) (one-sided differences are only O(ε)). Everything runs in float64: in float32 the
+rounding error of ``L`` divided by ``2ε`` would swamp the comparison.
 
-Which entries are probed. A tensor with at most ``max_entries`` entries is checked completely.
-A larger one is checked on ``max_entries`` entries: its first and last entry (borders are where
-padding and stride bugs live), the entries with the largest analytic gradients, some entries whose
-analytic gradient is exactly zero (a wrong mask gives a non-zero numerical gradient there), and the
-rest drawn uniformly at random with ``seed``. The analytic gradient is compared on the same entries.
+Which entries are probed. A tensor with at most ``max_entries`` entries is checked
+completely. A larger one is checked on ``max_entries`` entries: its first and last entry
+(borders are where padding and stride bugs live), the entries with the largest analytic
+gradients, some entries whose analytic gradient is exactly zero (a wrong mask gives a
+non-zero numerical gradient there), and the rest drawn uniformly at random with
+``seed``. The analytic gradient is compared on the same entries.
 
 The error reported per tensor is the relative error of the probed entries,
-``‖g_analytic − g_numeric‖₂ / max(‖g_analytic‖₂, ‖g_numeric‖₂)`` (0 when both are exactly zero).
-A correct float64 backward typically scores 1e-11…1e-8; a bug scores 1e-3…1.
+``‖g_analytic − g_numeric‖₂ / max(‖g_analytic‖₂, ‖g_numeric‖₂)`` (0 when both are
+exactly zero). A correct float64 backward typically scores 1e-11…1e-8; a bug
+scores 1e-3…1.
 
-Caveats. The numerical gradient carries an absolute error of about (rounding error of L) / 2ε,
-and L's rounding error scales with the largest intermediate values, not with L itself. So a tensor
-whose true gradient is tiny (say 1e-6, e.g. the logits of a confidently right prediction, where the
-loss is log(1 + 1e-6)) shows a large *relative* error even with a perfect backward; check such
-layers on inputs where the gradient is of ordinary size. At a kink (ReLU at 0, a tie inside a
-max-pooling window) the loss is not differentiable, and a perturbation of size ε that crosses the
-kink makes the numerical gradient meaningless. With random continuous inputs this essentially
-never happens.
+What a report prints. The digits of a rounding-level error (1.6e-09 on one CPU, 1.7e-09
+on another) depend on the CPU's SIMD code paths and the BLAS kernel, so a report does
+not print them: it prints the claim against its tolerance ``tol`` (default 1e-6),
+``input: relative error < 1e-6: yes``. An error above the tolerance is a bug's O(1)
+disagreement, not rounding, and is printed with two significant digits:
+``input: relative error < 1e-6: no (1.2)``. The numbers themselves stay in the dict.
+
+Caveats. The numerical gradient carries an absolute error of about (rounding error of L)
+/ 2ε, and L's rounding error scales with the largest intermediate values, not with L
+itself. So a tensor whose true gradient is tiny (say 1e-6, e.g. the logits of a
+confidently right prediction, where the loss is log(1 + 1e-6)) shows a large *relative*
+error even with a perfect backward; check such layers on inputs where the gradient is of
+ordinary size. At a kink (ReLU at 0, a tie inside a max-pooling window) the loss is not
+differentiable, and a perturbation of size ε that crosses the kink makes the numerical
+gradient meaningless. With random continuous inputs this essentially never happens.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import numpy as np
@@ -47,21 +60,24 @@ __all__ = [
     "numerical_gradient",
     "relative_error",
     "GradcheckReport",
+    "DEFAULT_TOLERANCE",
 ]
 
 DEFAULT_MAX_ENTRIES = 100
+DEFAULT_TOLERANCE = 1e-6
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # building blocks
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def relative_error(analytic, numeric) -> float:
     """``‖a − n‖₂ / max(‖a‖₂, ‖n‖₂)``; 0.0 when both are exactly zero.
 
-    A norm over the whole tensor rather than a maximum over entries of per-entry ratios: per-entry
-    ratios explode on entries whose true gradient is tiny, where only rounding noise is left.
+    A norm over the whole tensor rather than a maximum over entries of per-entry ratios:
+    per-entry ratios explode on entries whose true gradient is tiny, where only rounding
+    noise is left.
     """
     a = np.asarray(analytic, dtype=np.float64).ravel()
     n = np.asarray(numeric, dtype=np.float64).ravel()
@@ -73,6 +89,21 @@ def relative_error(analytic, numeric) -> float:
     return float(np.linalg.norm(a - n) / scale)
 
 
+def _flat_view(array) -> np.ndarray:
+    """A flat view of a float64 array, for ``numerical_gradient`` to perturb."""
+    if not isinstance(array, np.ndarray) or array.dtype != np.float64:
+        raise TypeError(
+            "numerical_gradient needs a float64 ndarray (float32 rounding would swamp "
+            f"the differences), got {getattr(array, 'dtype', type(array).__name__)}"
+        )
+    flat = array.reshape(-1)
+    if not np.shares_memory(flat, array):  # reshape copied: f would not see the change
+        raise ValueError(
+            "numerical_gradient needs a contiguous array (it perturbs it in place)"
+        )
+    return flat
+
+
 def numerical_gradient(
     f: Callable[[np.ndarray], float],
     array: np.ndarray,
@@ -82,35 +113,22 @@ def numerical_gradient(
 ) -> np.ndarray:
     """Central-difference gradient of the scalar ``f(array)`` with respect to ``array``.
 
-    ``array`` is perturbed **in place** (one entry at a time, restored afterwards), so ``f`` may
-    also ignore its argument and read the array through a layer that holds it, e.g.
-    ``numerical_gradient(lambda _: loss(), layer.params["weight"])``.
+    ``array`` is perturbed **in place** (one entry at a time, restored afterwards), so
+    ``f`` may also ignore its argument and read the array through a layer that holds it,
+    e.g. ``numerical_gradient(lambda _: loss(), layer.params["weight"])``.
 
-    indices: flat indices to probe (default: all). The result has ``array``'s shape; entries that
-    were not probed are NaN.
+    indices: flat indices to probe (default: all). The result has ``array``'s shape;
+    entries that were not probed are NaN.
     """
-    if not isinstance(array, np.ndarray) or array.dtype != np.float64:
-        raise TypeError(
-            "numerical_gradient needs a float64 ndarray (float32 rounding would swamp "
-            f"the differences), got {getattr(array, 'dtype', type(array).__name__)}"
-        )
-    flat = array.reshape(-1)
-    if not np.shares_memory(
-        flat, array
-    ):  # reshape copied: the perturbation would not reach f
-        raise ValueError(
-            "numerical_gradient needs a contiguous array (it perturbs it in place)"
-        )
-    if indices is None:
-        indices = range(flat.size)
+    flat = _flat_view(array)
     grad = np.full(flat.size, np.nan)
-    for i in indices:
+    for i in range(flat.size) if indices is None else indices:
         original = flat[i]
         flat[i] = original + eps
         plus = float(f(array))
         flat[i] = original - eps
         minus = float(f(array))
-        flat[i] = original  # restore exactly, so later probes see the unperturbed point
+        flat[i] = original  # restore exactly: later probes see the unperturbed point
         grad[i] = (plus - minus) / (2 * eps)
     return grad.reshape(array.shape)
 
@@ -118,16 +136,15 @@ def numerical_gradient(
 def _probe_indices(
     analytic: np.ndarray, max_entries: int, rng: np.random.Generator
 ) -> np.ndarray:
-    """Flat indices to probe: everything for small tensors, a mixed sample for large ones."""
+    """Flat indices to probe: everything for small tensors, a mixed sample for large."""
     size = analytic.size
     if size <= max_entries:
         return np.arange(size)
     flat = np.abs(analytic.reshape(-1))
     chosen = {0, size - 1}
     # the largest analytic gradients: where a wrong formula shows most clearly
-    chosen.update(
-        np.argsort(flat, kind="stable")[::-1][: max(1, max_entries // 10)].tolist()
-    )
+    largest = np.argsort(flat, kind="stable")[::-1][: max(1, max_entries // 10)]
+    chosen.update(largest.tolist())
     # entries the backward claims are exactly zero: a wrong mask/routing shows there
     zeros = np.flatnonzero(flat == 0)
     if zeros.size:
@@ -140,52 +157,108 @@ def _probe_indices(
     return np.array(sorted(chosen), dtype=np.int64)
 
 
+def _short(number: float) -> str:
+    """``1e-06`` → ``1e-6``: a tolerance as one writes it."""
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{number:g}")
+
+
 class GradcheckReport(dict):
-    """``{name: relative error}``, plus the details behind each number in ``.details``.
+    """``{name: relative error}`` (floats), printed as claims against a tolerance.
+
+    The dict holds the numbers for programs (``report["weight"] < 1e-8``). Printed, a
+    report shows one line per tensor, the claim and its verdict::
+
+        input:  relative error < 1e-6: yes
+        weight: relative error < 1e-6: no (1.2)
+
+    A passing error is a rounding-level number whose digits change with the CPU's SIMD
+    path and the BLAS kernel, so it is not printed; a failing one is a bug's
+    disagreement and is shown with two significant digits. ``tol`` is the tolerance
+    (default 1e-6).
 
     ``details[name]`` is a dict with ``indices`` (flat indices probed), ``analytic`` and
     ``numeric`` (the probed entries) and ``shape``.
     """
 
-    def __init__(self):
+    def __init__(self, tol: float = DEFAULT_TOLERANCE):
         super().__init__()
+        if not tol > 0:
+            raise ValueError(f"gradcheck: tolerance must be > 0, got {tol!r}")
+        self.tol = float(tol)
         self.details: dict[str, dict] = {}
 
-    def __repr__(self) -> str:
-        # two significant digits: the exponent is the message, the last digits are rounding noise
-        return (
-            "{"
-            + ", ".join(f"{name!r}: {error:.2g}" for name, error in self.items())
-            + "}"
-        )
+    def failing(self, tol: float | None = None) -> list[str]:
+        """Names whose relative error is not below ``tol`` (NaN fails too)."""
+        tol = self.tol if tol is None else tol
+        return [name for name, error in self.items() if not error < tol]
+
+    def passed(self, tol: float | None = None) -> bool:
+        """Every relative error below ``tol`` (default: the report's tolerance)."""
+        return not self.failing(tol)
+
+    def summary(self, tol: float | None = None) -> str:
+        """Per tensor: ``name: relative error < tol: yes`` (or ``no (1.2)``)."""
+        tol = self.tol if tol is None else tol
+        width = max((len(name) for name in self), default=0) + 1
+        lines = []
+        for name, error in self.items():
+            verdict = "yes" if error < tol else f"no ({error:.2g})"
+            label = f"{name}:".ljust(width)
+            lines.append(f"{label} relative error < {_short(tol)}: {verdict}")
+        return "\n".join(lines) or "(no tensors checked)"
+
+    __repr__ = summary
+
+    def __str__(self) -> str:
+        return self.summary()
 
     def worst(self) -> tuple[str, float]:
+        """``(name, error)`` of the largest relative error."""
         name = max(self, key=self.get)
         return name, self[name]
 
     def explain(self, name: str) -> str:
-        """Where the largest disagreement for ``name`` sits, analytic vs numeric."""
+        """Where the largest disagreement for ``name`` sits, analytic vs numerical.
+
+        Three significant digits: the numerical value is a central difference, its last
+        digits are rounding.
+        """
         d = self.details[name]
         diff = np.abs(d["analytic"] - d["numeric"])
         k = int(np.argmax(diff))
         index = tuple(int(i) for i in np.unravel_index(d["indices"][k], d["shape"]))
         return (
-            f"{name!r}: relative error {self[name]:.3g} over {len(d['indices'])} probed "
-            f"entries; worst at index {index}: analytic {d['analytic'][k]:.6g}, "
-            f"numerical {d['numeric'][k]:.6g}"
+            f"{name!r}: relative error {self[name]:.2g} over {len(d['indices'])} "
+            f"probed entries; worst at index {index}: analytic {d['analytic'][k]:.3g}, "
+            f"numerical {d['numeric'][k]:.3g}"
         )
+
+
+# --------------------------------------------------------------------------------------
+# checks at the boundary: what a layer must offer before it can be checked
+# --------------------------------------------------------------------------------------
 
 
 def _float64_input(x) -> np.ndarray:
     x = np.asarray(x)
     if x.dtype.kind not in "fiu":
         raise TypeError(f"gradcheck: input must be numeric, got dtype {x.dtype}")
-    # a private float64 copy: probing perturbs it in place, the caller's array stays untouched
+    # a private float64 copy: probing perturbs it, the caller's array stays untouched
     return np.array(x, dtype=np.float64, order="C", copy=True)
 
 
+def _check_protocol(layer):
+    """The layer itself, if it has ``forward`` and ``backward`` methods."""
+    for method in ("forward", "backward"):
+        if not callable(getattr(layer, method, None)):
+            raise TypeError(
+                f"gradcheck: {type(layer).__name__} has no {method}() method"
+            )
+    return layer
+
+
 def _parameters(obj) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, param, grad) triples of a model (named_parameters) or a layer (params/grads)."""
+    """(name, param, grad) triples of a model (named_parameters) or a layer (params)."""
     if hasattr(obj, "named_parameters"):
         triples = [tuple(t) for t in obj.named_parameters()]
     else:
@@ -202,8 +275,8 @@ def _parameters(obj) -> list[tuple[str, np.ndarray, np.ndarray]]:
         if not isinstance(param, np.ndarray) or param.dtype != np.float64:
             raise TypeError(
                 f"gradcheck needs float64 parameters, but {name!r} is "
-                f"{getattr(param, 'dtype', type(param).__name__)}: build the layer with "
-                "dtype=np.float64 (an ε of 1e-6 is lost in float32 rounding)"
+                f"{getattr(param, 'dtype', type(param).__name__)}: build the layer "
+                "with dtype=np.float64 (an ε of 1e-6 is lost in float32 rounding)"
             )
         if not param.flags.c_contiguous:
             raise ValueError(f"gradcheck: parameter {name!r} must be C-contiguous")
@@ -215,6 +288,29 @@ def _parameters(obj) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return triples
 
 
+def _output_shape(layer, x64: np.ndarray) -> tuple[int, ...]:
+    """The shape of ``layer.forward(x64)``, which must stay float64."""
+    out = np.asarray(layer.forward(x64))
+    if out.dtype != np.float64:
+        raise TypeError(
+            f"gradcheck: forward returned {out.dtype} for a float64 input; "
+            "the check needs float64 all the way through"
+        )
+    return out.shape
+
+
+def _gradients(dx, triples) -> dict[str, np.ndarray]:
+    """``{"input": dx, name: grad, ...}`` as float64 copies.
+
+    Copies: later forward/backward calls may overwrite the layer's grads in place.
+    """
+    if dx is None:
+        raise ValueError("gradcheck: backward returned None; it must return dL/dx")
+    grads = {"input": np.array(dx, dtype=np.float64)}
+    grads.update({name: np.array(g, dtype=np.float64) for name, _, g in triples})
+    return grads
+
+
 def _compare(
     loss: Callable[[], float],
     run_backward: Callable[[], dict[str, np.ndarray]],
@@ -223,16 +319,17 @@ def _compare(
     eps: float,
     seed: int,
     max_entries: int,
+    tol: float,
 ) -> GradcheckReport:
-    """Analytic gradients from ``run_backward()`` against central differences of ``loss()``.
+    """Analytic gradients from ``run_backward()`` against central differences.
 
-    ``arrays[name]`` is the float64 array that ``loss`` reads and that gets perturbed in place.
+    ``loss()`` is the scalar; ``arrays[name]`` is the float64 array that ``loss`` reads
+    and that gets perturbed in place.
     """
+    report = GradcheckReport(tol)
     analytic = run_backward()
-    rng = np.random.default_rng(
-        [seed, 1]
-    )  # a stream independent of the one that drew R
-    report = GradcheckReport()
+    # a random stream independent of the one that drew R
+    rng = np.random.default_rng([seed, 1])
     for name, array in arrays.items():
         a = np.asarray(analytic[name], dtype=np.float64)
         if a.shape != array.shape:
@@ -254,67 +351,49 @@ def _compare(
     return report
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # public checks
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def gradcheck(
-    layer_or_model,
+    layer,
     x,
     *,
     eps: float = 1e-6,
     seed: int = 0,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    tol: float = DEFAULT_TOLERANCE,
 ) -> GradcheckReport:
-    """Relative errors of ``backward`` for ``"input"`` and every parameter of a layer or model.
+    """Relative errors of ``layer.backward`` for ``"input"`` and every parameter.
 
-    layer_or_model: anything with ``forward(x)`` and ``backward(dout) -> dx``; parameters are found
-        through ``named_parameters()`` (Sequential: names like ``"0.weight"``) or the ``params`` /
-        ``grads`` dicts (a layer: ``"weight"``, ``"bias"``). Parameters must be float64.
-    x: the input, any shape the layer accepts; a float64 copy is used.
-    eps: the central-difference step. seed: fixes ``R`` and the probed entries.
-    max_entries: tensors larger than this are probed on a sample of this many entries.
+    layer: a layer or model with ``forward(x)`` and ``backward(dout) -> dx``; its
+        parameters come from ``named_parameters()`` (Sequential: ``"0.weight"``) or
+        the ``params``/``grads`` dicts (``"weight"``, ``"bias"``); float64.
+    x: the input; a float64 copy is used. eps: the central-difference step.
+    seed: fixes ``R`` and the probed entries. max_entries: larger tensors are probed
+        on a sample. tol: the tolerance the report prints its claims against.
 
-    Returns a dict ``{name: relative error}`` (a :class:`GradcheckReport`; ``.details`` holds the
-    probed values). The layer's parameters are left exactly as they were; its cache and ``grads``
-    reflect the last forward/backward run by the check.
+    Returns a :class:`GradcheckReport`, a dict ``{name: relative error}``. Parameters
+    are left as they were; the layer's cache and ``grads`` reflect the last pass.
     """
-    for method in ("forward", "backward"):
-        if not callable(getattr(layer_or_model, method, None)):
-            raise TypeError(
-                f"gradcheck: {type(layer_or_model).__name__} has no {method}() method"
-            )
     x64 = _float64_input(x)
-    triples = _parameters(layer_or_model)
-    out = np.asarray(layer_or_model.forward(x64))
-    if out.dtype != np.float64:
-        raise TypeError(
-            f"gradcheck: forward returned {out.dtype} for a float64 input; "
-            "the check needs float64 all the way through"
-        )
-    R = np.random.default_rng(seed).standard_normal(out.shape)
+    params = _parameters(_check_protocol(layer))
+    R = np.random.default_rng(seed).standard_normal(_output_shape(layer, x64))
 
-    def loss() -> float:
-        return float(np.sum(layer_or_model.forward(x64) * R))
+    def loss() -> float:  # L = sum(y * R), so that dL/dy = R exactly
+        return float(np.sum(layer.forward(x64) * R))
 
     def run_backward() -> dict[str, np.ndarray]:
-        layer_or_model.forward(x64)
-        dx = layer_or_model.backward(
+        layer.forward(x64)
+        dx = layer.backward(
             R.copy()
         )  # a copy: a backward that edits dout cannot hurt R
-        if dx is None:
-            raise ValueError("gradcheck: backward returned None; it must return dL/dx")
-        grads = {"input": np.array(dx, dtype=np.float64)}
-        # copies: later forward/backward calls may overwrite the layer's grads in place
-        grads.update(
-            {name: np.array(grad, dtype=np.float64) for name, _, grad in triples}
-        )
-        return grads
+        return _gradients(dx, params)
 
-    arrays = {"input": x64, **{name: param for name, param, _ in triples}}
+    arrays = {"input": x64, **{name: p for name, p, _ in params}}
     return _compare(
-        loss, run_backward, arrays, eps=eps, seed=seed, max_entries=max_entries
+        loss, run_backward, arrays, eps=eps, seed=seed, max_entries=max_entries, tol=tol
     )
 
 
@@ -326,10 +405,12 @@ def gradcheck_loss(
     eps: float = 1e-6,
     seed: int = 0,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    tol: float = DEFAULT_TOLERANCE,
 ) -> GradcheckReport:
-    """Check a loss layer: ``forward(logits, targets) -> float``, ``backward() -> dlogits``.
+    """Check a loss layer: ``forward(logits, targets) -> float``, ``backward() -> dz``.
 
-    The loss is already a scalar, so no random ``R`` is needed. Returns ``{"logits": error}``.
+    The loss is already a scalar, so no random ``R`` is needed. Returns
+    ``{"logits": error}``.
     """
     z = _float64_input(logits)
 
@@ -341,7 +422,13 @@ def gradcheck_loss(
         return {"logits": np.array(loss_layer.backward(), dtype=np.float64)}
 
     return _compare(
-        loss, run_backward, {"logits": z}, eps=eps, seed=seed, max_entries=max_entries
+        loss,
+        run_backward,
+        {"logits": z},
+        eps=eps,
+        seed=seed,
+        max_entries=max_entries,
+        tol=tol,
     )
 
 
@@ -354,52 +441,56 @@ def gradcheck_model(
     eps: float = 1e-6,
     seed: int = 0,
     max_entries: int = DEFAULT_MAX_ENTRIES,
+    tol: float = DEFAULT_TOLERANCE,
 ) -> GradcheckReport:
     """Check a whole model trained with a loss layer (default ``SoftmaxCrossEntropy``).
 
-    The scalar is the real training loss ``loss.forward(model.forward(x), targets)``; the analytic
-    gradients come from ``model.backward(loss.backward())``, exactly as in a training step.
-    Returns ``{"input": ..., "0.weight": ..., ...}``.
+    The scalar is the real training loss ``loss.forward(model.forward(x), targets)``;
+    the analytic gradients come from ``model.backward(loss.backward())``, exactly as in
+    a training step. Returns ``{"input": ..., "0.weight": ..., ...}``.
     """
     if loss is None:
-        from .layers import (
-            SoftmaxCrossEntropy,
-        )  # a tool may import layers; layers never import us
+        from .layers import SoftmaxCrossEntropy  # a tool may import layers, not reverse
 
         loss = SoftmaxCrossEntropy()
     x64 = _float64_input(x)
-    triples = _parameters(model)
+    params = _parameters(_check_protocol(model))
 
     def value() -> float:
         return float(loss.forward(model.forward(x64), targets))
 
     def run_backward() -> dict[str, np.ndarray]:
         value()
-        dx = model.backward(loss.backward())
-        grads = {"input": np.array(dx, dtype=np.float64)}
-        grads.update(
-            {name: np.array(grad, dtype=np.float64) for name, _, grad in triples}
-        )
-        return grads
+        return _gradients(model.backward(loss.backward()), params)
 
-    arrays = {"input": x64, **{name: param for name, param, _ in triples}}
+    arrays = {"input": x64, **{name: p for name, p, _ in params}}
     return _compare(
-        value, run_backward, arrays, eps=eps, seed=seed, max_entries=max_entries
+        value,
+        run_backward,
+        arrays,
+        eps=eps,
+        seed=seed,
+        max_entries=max_entries,
+        tol=tol,
     )
 
 
-def assert_gradients_close(layer, x, tol: float = 1e-6, **kwargs) -> GradcheckReport:
-    """Run :func:`gradcheck` and raise ``AssertionError`` naming the worst tensor and entry.
+def assert_gradients_close(
+    layer, x, tol: float = DEFAULT_TOLERANCE, **kwargs
+) -> GradcheckReport:
+    """Run :func:`gradcheck`; raise ``AssertionError`` naming the worst tensor, entry.
 
-    Extra keyword arguments go to :func:`gradcheck` (``eps``, ``seed``, ``max_entries``).
+    Extra keyword arguments go to :func:`gradcheck` (``eps``, ``seed``,
+    ``max_entries``).
     Returns the report when every relative error is below ``tol``.
     """
-    report = gradcheck(layer, x, **kwargs)
-    name, error = report.worst()
-    if not error < tol:  # also catches NaN
-        failing = ", ".join(f"{n} ({e:.3g})" for n, e in report.items() if not e < tol)
+    report = gradcheck(layer, x, tol=tol, **kwargs)
+    failing = report.failing()
+    if failing:
+        listed = ", ".join(f"{name} ({report[name]:.2g})" for name in failing)
+        name, _ = report.worst()
         raise AssertionError(
-            f"{type(layer).__name__}: gradient check failed for {failing} "
-            f"(tolerance {tol:g}). Worst: {report.explain(name)}"
+            f"{type(layer).__name__}: gradient check failed for {listed} "
+            f"(tolerance {_short(tol)}). Worst: {report.explain(name)}"
         )
     return report

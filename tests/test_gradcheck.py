@@ -623,3 +623,57 @@ def test_backward_uses_the_most_recent_forward():
     layer.forward(x2)
     layer.backward(dout)
     np.testing.assert_allclose(layer.grads["weight"], dout.T @ x2)
+
+
+# -----------------------------------------------------------------------------------------
+# What a report prints: claims against a tolerance, never rounding-level digits
+# -----------------------------------------------------------------------------------------
+
+
+def test_report_prints_claims_not_rounding_digits():
+    rng = np.random.default_rng(20)
+    report = gradcheck(TanhAffine(4, 3, rng), rng.standard_normal((5, 4)))
+    assert all(isinstance(error, float) for error in report.values())  # numbers kept
+    assert repr(report) == str(report) == (
+        "input:  relative error < 1e-6: yes\n"
+        "weight: relative error < 1e-6: yes\n"
+        "bias:   relative error < 1e-6: yes"
+    )
+    assert "e-1" not in repr(report) and "e-09" not in repr(report)
+    assert report.passed() and report.failing() == []
+
+
+def test_report_tolerance_is_explicit_and_a_broken_claim_shows():
+    rng = np.random.default_rng(21)
+    layer = TanhAffine(4, 3, rng)
+    x = rng.standard_normal((5, 4))
+    tight = gradcheck(layer, x, tol=1e-30)  # no float64 check passes this
+    assert tight.tol == 1e-30 and not tight.passed()
+    assert "relative error < 1e-30: no (" in repr(tight)
+    assert gradcheck(layer, x).summary(tol=1e-7).count("< 1e-7: yes") == 3
+    with pytest.raises(ValueError, match="tolerance"):
+        gradcheck(layer, x, tol=0)
+
+
+@pytest.mark.parametrize("bad, name", [(BiasMean, "bias"), (WrongSignInput, "input")])
+def test_failing_report_prints_a_bug_at_two_digits(bad, name):
+    rng = np.random.default_rng(22)
+    report = gradcheck(bad(4, 3, rng), rng.standard_normal((6, 4)))
+    line = next(ln for ln in repr(report).splitlines() if ln.startswith(name + ":"))
+    assert line.endswith(f"relative error < 1e-6: no ({report[name]:.2g})")
+    assert report.failing() == [name] and not report.passed()
+    explained = report.explain(name)
+    assert f"relative error {report[name]:.2g} " in explained
+    # analytic and numerical values at three significant digits: no fragile tail
+    for label in ("analytic", "numerical"):
+        value = explained.split(label + " ")[1].split(",")[0]
+        assert len(value.lstrip("-").replace(".", "").lstrip("0")) <= 3 or "e" in value
+
+
+def test_assert_gradients_close_uses_the_tolerance_it_is_given():
+    rng = np.random.default_rng(23)
+    layer = TanhAffine(4, 3, rng)
+    x = rng.standard_normal((5, 4))
+    assert assert_gradients_close(layer, x).tol == TOL
+    with pytest.raises(AssertionError, match=r"tolerance 1e-30\)"):
+        assert_gradients_close(layer, x, tol=1e-30)
