@@ -1,31 +1,54 @@
-"""The fast NumPy path: convolution, pooling, ReLU, linear, softmax and cross-entropy, with backward.
+"""The fast NumPy path: convolution, pooling, ReLU, linear, softmax and cross-entropy.
 
-Every function works on NCHW arrays (``x: (N, C, H, W)``) and computes exactly what
-``torch.nn.functional`` computes under the same name: ``conv2d`` is a *cross-correlation* (the
-kernel is not flipped), pooling windows never extend past the padding, ``relu`` has gradient 0 at 0.
+Every function works on NCHW arrays (``x: (N, C, H, W)``), has a backward where it has
+a gradient, and computes exactly what ``torch.nn.functional`` computes under the same
+name: ``conv2d`` is a *cross-correlation* (the kernel is not flipped), pooling windows
+never extend past the padding, ``relu`` has gradient 0 at 0.
 
 Conventions shared by all functions:
 
-* ``kernel_size``, ``stride``, ``padding`` and ``dilation`` accept an int or an ``(h, w)`` pair.
-* float32 in → float32 out, float64 in → float64 out (mixed inputs follow NumPy promotion).
-  Integer, boolean or complex arrays raise ``TypeError``: convert explicitly, nothing is guessed.
+* ``kernel_size``, ``stride``, ``padding`` and ``dilation`` accept an int or an
+  ``(h, w)`` pair.
+* float32 in → float32 out, float64 in → float64 out (mixed inputs follow NumPy
+  promotion). Integer, boolean or complex arrays raise ``TypeError``: convert
+  explicitly, nothing is guessed.
 * Bad shapes raise ``ValueError`` naming the shapes. Nothing is broadcast silently.
-* ``gemm`` (keyword, optional): a callable with ``numpy.matmul`` semantics used for every matrix
-  product, so another matrix-multiply backend can be plugged in; ``None`` means ``numpy.matmul``.
+  The checks live in ``cnnbook._validation``, shared with ``cnnbook.naive``, so both
+  paths reject exactly the same inputs.
+* ``gemm`` (keyword, optional): a callable with ``numpy.matmul`` semantics used for
+  every matrix product, so another matrix-multiply backend can be plugged in
+  (Chapter 10); ``None`` means ``numpy.matmul``.
 
-The convolution is the batched im2col form ``W(F, C·kH·kW) @ cols(N, C·kH·kW, Ho·Wo)``: one matrix
-product per batch, with ``cols`` gathered from strided views of the (padded) input. Where numba is
-installed, stride-1 convolutions instead run Chapter 8's fastest measured rung, compiled loops
+The convolution is the batched im2col form ``W(F, C·kH·kW) @ cols(N, C·kH·kW, Ho·Wo)``
+(:func:`conv2d_im2col`): one matrix product per batch, with ``cols`` gathered from
+strided views of the (padded) input. Where numba is installed, :func:`conv2d` runs
+stride-1 convolutions with Chapter 8's fastest measured rung instead, compiled loops
 (``cnnbook.fast``, kernel ``"joined"``); ``method="im2col"`` forces the NumPy path.
 """
 
 from __future__ import annotations
 
-import numbers
 from importlib.util import find_spec
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from ._validation import (
+    check_axis,
+    check_conv_args,
+    check_dout,
+    check_linear_args,
+    check_ndim,
+    check_targets,
+    conv_geometry,
+    float_array,
+    images,
+    nonnegative_pair,
+    pair,
+    pool_args,
+    pool_geometry,
+    positive_pair,
+)
 
 __all__ = [
     "pair",
@@ -33,6 +56,7 @@ __all__ = [
     "im2col",
     "col2im",
     "conv2d",
+    "conv2d_im2col",
     "conv2d_backward",
     "max_pool2d",
     "max_pool2d_backward",
@@ -48,163 +72,15 @@ __all__ = [
     "softmax_cross_entropy_backward",
 ]
 
-
-# --------------------------------------------------------------------------------------------
-# Argument checking (shared with cnnbook.naive, so both paths reject exactly the same inputs)
-# --------------------------------------------------------------------------------------------
-
-
-def pair(v, name: str = "value") -> tuple[int, int]:
-    """``v`` as a pair of Python ints ``(h, w)``: an int means the same value for both axes.
-
-    Raises ``TypeError`` for non-integers (including bools and floats) and ``ValueError`` for a
-    sequence that does not have exactly two entries. The sign is checked by the caller, which knows
-    whether 0 is allowed (padding) or not (stride, dilation, kernel size).
-    """
-
-    def as_int(item):
-        if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
-            raise TypeError(f"{name} must be an int or a pair of ints, got {v!r}")
-        return int(item)
-
-    if isinstance(v, (tuple, list, np.ndarray)):
-        if len(v) != 2:
-            raise ValueError(
-                f"{name} must be an int or a pair (h, w), got {v!r} with {len(v)} entries"
-            )
-        return as_int(v[0]), as_int(v[1])
-    value = as_int(v)
-    return value, value
-
-
-def _positive_pair(v, name):
-    p = pair(v, name)
-    if min(p) < 1:
-        raise ValueError(f"{name} must be positive, got {v!r}")
-    return p
-
-
-def _nonnegative_pair(v, name):
-    p = pair(v, name)
-    if min(p) < 0:
-        raise ValueError(f"{name} must be non-negative, got {v!r}")
-    return p
-
-
-def conv_output_size(
-    n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1
-) -> int:
-    """Output length along one axis: ``floor((n + 2p - d(k-1) - 1) / s) + 1``.
-
-    ``n`` input length, ``k`` kernel length, ``s`` stride, ``p`` zero padding on *each* side,
-    ``d`` dilation (``d(k-1) + 1`` is the length the dilated kernel spans). Raises ``ValueError``
-    when the (dilated) kernel does not fit in the padded input, i.e. the result would be < 1.
-    """
-    for value, name, low in (
-        (n, "n", 1),
-        (k, "k", 1),
-        (stride, "stride", 1),
-        (padding, "padding", 0),
-        (dilation, "dilation", 1),
-    ):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, numbers.Integral
-        ):
-            raise TypeError(f"conv_output_size: {name} must be an int, got {value!r}")
-        if value < low:
-            raise ValueError(f"conv_output_size: {name} must be >= {low}, got {value}")
-    span = dilation * (k - 1) + 1
-    if span > n + 2 * padding:
-        raise ValueError(
-            f"kernel larger than the padded input: kernel {k} with dilation {dilation} spans {span}, "
-            f"input {n} + 2·padding {padding} = {n + 2 * padding}"
-        )
-    return (n + 2 * padding - span) // stride + 1
-
-
-def _float_array(a, name: str, fn: str) -> np.ndarray:
-    a = np.asarray(a)
-    if a.dtype.kind != "f":
-        raise TypeError(
-            f"{fn}: {name} must be a float array (float32 or float64), got dtype {a.dtype}"
-        )
-    return a
-
-
-def _check_ndim(a, ndim: int, name: str, layout: str, fn: str):
-    if a.ndim != ndim:
-        raise ValueError(
-            f"{fn}: {name} must have shape {layout}, got shape {a.shape} ({a.ndim}-D)"
-        )
-
-
-def _conv_geometry(x_shape, kernel_size, stride, padding, dilation, fn="conv2d"):
-    """Validate the conv hyper-parameters for an input of shape (N, C, H, W); return the geometry."""
-    kh, kw = _positive_pair(kernel_size, "kernel_size")
-    sh, sw = _positive_pair(stride, "stride")
-    ph, pw = _nonnegative_pair(padding, "padding")
-    dh, dw = _positive_pair(dilation, "dilation")
-    H, W = x_shape[2], x_shape[3]
-    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    if span_h > H + 2 * ph or span_w > W + 2 * pw:
-        raise ValueError(
-            f"{fn}: kernel larger than the padded input: kernel ({kh}, {kw}) with dilation ({dh}, {dw}) "
-            f"spans ({span_h}, {span_w}), input {tuple(x_shape)} padded by ({ph}, {pw}) is "
-            f"({H + 2 * ph}, {W + 2 * pw})"
-        )
-    Ho = (H + 2 * ph - span_h) // sh + 1
-    Wo = (W + 2 * pw - span_w) // sw + 1
-    return (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo)
-
-
-def _check_conv_args(x, w, b, fn):
-    x = _float_array(x, "x", fn)
-    w = _float_array(w, "w", fn)
-    _check_ndim(x, 4, "x", "(N, C, H, W)", fn)
-    _check_ndim(w, 4, "w", "(F, C, kH, kW)", fn)
-    if x.shape[1] != w.shape[1]:
-        raise ValueError(
-            f"{fn}: channel mismatch: x has {x.shape[1]} channels (shape {x.shape}) but w expects "
-            f"{w.shape[1]} (shape {w.shape}, layout (out, in, kH, kW))"
-        )
-    if b is not None:
-        b = _float_array(b, "b", fn)
-        if b.shape != (w.shape[0],):
-            raise ValueError(
-                f"{fn}: bias must have shape ({w.shape[0]},) for w of shape {w.shape}, "
-                f"got shape {b.shape}"
-            )
-    return x, w, b
-
-
-def _check_dout(dout, expected, fn):
-    dout = _float_array(dout, "dout", fn)
-    if dout.shape != tuple(expected):
-        raise ValueError(
-            f"{fn}: dout must have the output's shape {tuple(expected)}, got {dout.shape}"
-        )
-    return dout
-
-
-def _pool_geometry(x_shape, kernel_size, stride, padding, fn):
-    kh, kw = _positive_pair(kernel_size, "kernel_size")
-    sh, sw = _positive_pair(kernel_size if stride is None else stride, "stride")
-    ph, pw = _nonnegative_pair(padding, "padding")
-    # PyTorch's rule: every window must contain at least one real (unpadded) element.
-    if ph > kh // 2 or pw > kw // 2:
-        raise ValueError(
-            f"{fn}: padding ({ph}, {pw}) must be at most half the kernel size "
-            f"({kh}, {kw}), i.e. <= ({kh // 2}, {kw // 2})"
-        )
-    H, W = x_shape[2], x_shape[3]
-    if kh > H + 2 * ph or kw > W + 2 * pw:
-        raise ValueError(
-            f"{fn}: kernel ({kh}, {kw}) larger than the padded input: input "
-            f"{tuple(x_shape)} padded by ({ph}, {pw})"
-        )
-    Ho = (H + 2 * ph - kh) // sh + 1
-    Wo = (W + 2 * pw - kw) // sw + 1
-    return (kh, kw), (sh, sw), (ph, pw), (Ho, Wo)
+# The checks under their former private names, for modules that import them from here.
+_positive_pair, _nonnegative_pair = positive_pair, nonnegative_pair
+_float_array, _check_ndim, _check_dout = float_array, check_ndim, check_dout
+_conv_geometry, _check_conv_args, _pool_geometry = (
+    conv_geometry,
+    check_conv_args,
+    pool_geometry,
+)
+_check_linear_args, _check_targets = check_linear_args, check_targets
 
 
 def _pad(x, ph, pw, value=0.0):
@@ -214,7 +90,7 @@ def _pad(x, ph, pw, value=0.0):
 
 
 def _window_slices(i, j, sh, sw, Ho, Wo):
-    """Slices selecting, for kernel offset (i, j), the input pixel of every output position."""
+    """Slices selecting, for kernel offset (i, j), the input pixel of every output."""
     return (
         slice(None),
         slice(None),
@@ -223,22 +99,36 @@ def _window_slices(i, j, sh, sw, Ho, Wo):
     )
 
 
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------
 # Convolution
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------
+
+
+def conv_output_size(
+    n: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1
+) -> int:
+    """Output length along one axis: ``floor((n + 2p - d(k-1) - 1) / s) + 1``.
+
+    ``n`` input length, ``k`` kernel length, ``s`` stride, ``p`` zero padding on *each*
+    side, ``d`` dilation. Raises ``ValueError`` when the (dilated) kernel does not fit
+    in the padded input, i.e. when the result would be < 1.
+    """
+    check_axis(n, k, stride, padding, dilation)
+    span = dilation * (k - 1) + 1  # the cells the dilated kernel covers
+    return (n + 2 * padding - span) // stride + 1
 
 
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
-    """Gather every receptive field of ``x`` into a column: ``(N, C, H, W) -> (N, C·kH·kW, Ho·Wo)``.
+    """Receptive fields as columns: ``(N, C, H, W) -> (N, C·kH·kW, Ho·Wo)``.
 
-    Row ``c·kH·kW + i·kW + j`` holds, for every output position (row-major over ``Ho × Wo``), the
-    input pixel that kernel tap ``(c, i, j)`` multiplies. So ``w.reshape(F, -1) @ cols`` is the
-    convolution. Built from a strided *view* of the padded input (no Python loop over pixels);
-    apart from the padding, only the final reshape copies.
+    Row ``c·kH·kW + i·kW + j`` holds, for every output position (row-major over
+    ``Ho × Wo``), the input pixel that kernel tap ``(c, i, j)`` multiplies, so
+    ``w.reshape(F, -1) @ cols`` is the convolution. Built from a strided *view* of the
+    padded input (no Python loop over pixels); apart from the padding, only the final
+    reshape copies.
     """
-    x = _float_array(x, "x", "im2col")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "im2col")
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = _conv_geometry(
+    x = images(x, "im2col")
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = conv_geometry(
         x.shape, kernel_size, stride, padding, dilation, "im2col"
     )
     xp = np.ascontiguousarray(_pad(x, ph, pw))
@@ -255,17 +145,18 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
 
 
 def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
-    """The adjoint of :func:`im2col`: add every column entry back onto the pixel it came from.
+    """The adjoint of :func:`im2col`: add every column entry back onto its pixel.
 
-    ``cols: (N, C·kH·kW, Ho·Wo)`` → ``(N, C, H, W)``. Pixels that belong to several receptive
-    fields (overlapping windows) receive the *sum* of their entries; the padding is cropped away.
-    Loops over the kH·kW kernel offsets only: for one offset the touched pixels are all distinct.
+    ``cols: (N, C·kH·kW, Ho·Wo)`` → ``(N, C, H, W)``. Pixels that belong to several
+    receptive fields (overlapping windows) receive the *sum* of their entries; the
+    padding is cropped away. Loops over the kH·kW kernel offsets only: for one offset
+    the touched pixels are all distinct.
     """
-    cols = _float_array(cols, "cols", "col2im")
+    cols = float_array(cols, "cols", "col2im")
     if len(x_shape) != 4:
         raise ValueError(f"col2im: x_shape must be (N, C, H, W), got {tuple(x_shape)}")
     N, C, H, W = x_shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = _conv_geometry(
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = conv_geometry(
         x_shape, kernel_size, stride, padding, dilation, "col2im"
     )
     if cols.shape != (N, C * kh * kw, Ho * Wo):
@@ -281,6 +172,34 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.nd
     return xp[:, :, ph : ph + H, pw : pw + W]
 
 
+def conv2d_im2col(x, w, b=None, stride=1, padding=0, dilation=1) -> np.ndarray:
+    """The convolution as im2col and one batched matrix product (Chapter 3).
+
+    ``W(F, C·kH·kW) @ cols(N, C·kH·kW, Ho·Wo)`` is ``out(N, F, Ho·Wo)``: entry
+    ``(n, f, o)`` is the sum over ``c, i, j`` in the formula of :func:`conv2d`.
+    """
+    x, w, b = check_conv_args(x, w, b, "conv2d")
+    N, F = len(x), len(w)
+    *_, (Ho, Wo) = conv_geometry(x.shape, w.shape[2:], stride, padding, dilation)
+    cols = im2col(x, w.shape[2:], stride, padding, dilation)  # (N, C·kH·kW, Ho·Wo)
+    out = w.reshape(F, -1) @ cols  # (N, F, Ho·Wo): one batched matrix product
+    out = out.reshape(N, F, Ho, Wo)
+    if b is not None:
+        out += b.reshape(1, F, 1, 1)
+    return out
+
+
+def _conv2d_gemm(x, w, b, stride, padding, dilation, gemm):
+    """:func:`conv2d_im2col` with its matrix product computed by ``gemm``."""
+    N, F = len(x), len(w)
+    *_, (Ho, Wo) = conv_geometry(x.shape, w.shape[2:], stride, padding, dilation)
+    cols = im2col(x, w.shape[2:], stride, padding, dilation)
+    out = gemm(w.reshape(F, -1), cols).reshape(N, F, Ho, Wo)
+    if b is not None:
+        out += b.reshape(1, F, 1, 1)
+    return out
+
+
 _HAVE_NUMBA = find_spec("numba") is not None
 CONV_METHODS = ("auto", "im2col", "numba")
 
@@ -288,9 +207,9 @@ CONV_METHODS = ("auto", "im2col", "numba")
 def _use_compiled(method, gemm, x, w, b, stride, fn) -> bool:
     """Whether a convolution runs Chapter 8's compiled kernel instead of im2col + GEMM.
 
-    ``"auto"`` takes the compiled kernel wherever it applies, because it measured faster on the
-    seed model's layers (Chapter 8): numba installed, no ``gemm`` plugged in, stride 1, and one
-    float dtype for all arrays (the kernel does not promote).
+    ``"auto"`` takes the compiled kernel wherever it applies, because it measured
+    faster on the seed model's layers (Chapter 8): numba installed, no ``gemm`` plugged
+    in, stride 1, and one float dtype for all arrays (the kernel does not promote).
     """
     if method not in CONV_METHODS:
         raise ValueError(f"{fn}: method must be one of {CONV_METHODS}, got {method!r}")
@@ -313,65 +232,59 @@ def _use_compiled(method, gemm, x, w, b, stride, fn) -> bool:
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"):
-    """2-D convolution layer forward, computed as PyTorch does (cross-correlation, no kernel flip).
+    """2-D convolution layer forward, as PyTorch computes it (cross-correlation).
 
-    ``x: (N, C, H, W)``, ``w: (F, C, kH, kW)``, ``b: (F,)`` or None → ``(N, F, Ho, Wo)`` with
-    ``Ho = floor((H + 2p - d(kH-1) - 1)/s) + 1`` (same for ``Wo``)::
+    ``x: (N, C, H, W)``, ``w: (F, C, kH, kW)``, ``b: (F,)`` or None →
+    ``(N, F, Ho, Wo)`` with ``Ho = floor((H + 2p - d(kH-1) - 1)/s) + 1`` (same for
+    ``Wo``)::
 
-        out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j] * xpad[n, c, oh*s + i*d, ow*s + j*d]
+        out[n, f, oh, ow] = b[f] + sum_{c,i,j} w[f, c, i, j]
+                                   * xpad[n, c, oh*s + i*d, ow*s + j*d]
 
-    ``method``: ``"im2col"`` (below), ``"numba"`` (compiled loops, stride 1) or ``"auto"``.
+    ``method``: ``"im2col"`` (:func:`conv2d_im2col`), ``"numba"`` (Chapter 8's
+    compiled loops, stride 1) or ``"auto"`` (the compiled loops where they apply).
+    ``gemm``: the matrix product of the im2col path (Chapter 10).
     """
-    x, w, b = _check_conv_args(x, w, b, "conv2d")
+    x, w, b = check_conv_args(x, w, b, "conv2d")
     if _use_compiled(method, gemm, x, w, b, stride, "conv2d"):
-        from .fast import (
-            conv2d as compiled_conv2d,
-        )  # lazy: cnnbook.fast imports this module
+        from .fast import conv2d as compiled  # lazy: cnnbook.fast imports this module
 
-        return compiled_conv2d(x, w, b, stride, padding, dilation, kernel="joined")
-    mm = np.matmul if gemm is None else gemm
-    F, C, kh, kw = w.shape
-    *_, (Ho, Wo) = _conv_geometry(x.shape, (kh, kw), stride, padding, dilation)
-    cols = im2col(x, (kh, kw), stride, padding, dilation)  # (N, C·kH·kW, Ho·Wo)
-    out = mm(w.reshape(F, C * kh * kw), cols)  # (N, F, Ho·Wo): one batched GEMM
-    out = out.reshape(x.shape[0], F, Ho, Wo)
-    if b is not None:
-        out += b.reshape(1, F, 1, 1)
-    return out
+        return compiled(x, w, b, stride, padding, dilation, kernel="joined")
+    if gemm is not None:
+        return _conv2d_gemm(x, w, b, stride, padding, dilation, gemm)
+    return conv2d_im2col(x, w, b, stride, padding, dilation)
 
 
 def conv2d_backward(
     dout, x, w, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"
 ):
-    """Gradients of :func:`conv2d`: returns ``(dx, dw, db)`` for upstream gradient ``dout``.
+    """Gradients of :func:`conv2d`: ``(dx, dw, db)`` for upstream gradient ``dout``.
 
-    ``dout: (N, F, Ho, Wo)`` (the shape ``conv2d`` returned), ``x``, ``w`` as in the forward pass.
-    ``dw = sum_n dout[n] @ cols[n]^T`` (a cross-correlation of the input with ``dout``),
-    ``dx = col2im(w^T @ dout)`` (a full convolution of ``dout`` with the kernel), ``db = sum dout``.
-    ``method`` as in :func:`conv2d`.
+    ``dout: (N, F, Ho, Wo)`` (the shape ``conv2d`` returned), ``x``, ``w`` as in the
+    forward pass. ``dw = sum_n dout[n] @ cols[n]^T`` (a cross-correlation of the input
+    with ``dout``), ``dx = col2im(w^T @ dout)`` (a full convolution of ``dout`` with the
+    kernel), ``db = sum dout``. ``method`` and ``gemm`` as in :func:`conv2d`.
     """
-    x, w, _ = _check_conv_args(x, w, None, "conv2d_backward")
+    x, w, _ = check_conv_args(x, w, None, "conv2d_backward")
     dout = np.asarray(dout)
     if (
         _use_compiled(method, gemm, x, w, None, stride, "conv2d_backward")
         and dout.dtype == x.dtype
     ):
-        from .fast import conv2d_backward as compiled_conv2d_backward
+        from .fast import conv2d_backward as compiled
 
-        return compiled_conv2d_backward(
-            dout, x, w, stride, padding, dilation, kernel="joined"
-        )
+        return compiled(dout, x, w, stride, padding, dilation, kernel="joined")
     mm = np.matmul if gemm is None else gemm
     F, C, kh, kw = w.shape
     N = x.shape[0]
-    *_, (Ho, Wo) = _conv_geometry(
+    *_, (Ho, Wo) = conv_geometry(
         x.shape, (kh, kw), stride, padding, dilation, "conv2d_backward"
     )
-    dout = _check_dout(dout, (N, F, Ho, Wo), "conv2d_backward")
+    dout = check_dout(dout, (N, F, Ho, Wo), "conv2d_backward")
     cols = im2col(x, (kh, kw), stride, padding, dilation)  # (N, CKK, L)
     d = dout.reshape(N, F, Ho * Wo)  # (N, F, L)
-    # dw: one (F, L) @ (L, CKK) product per sample, summed over the batch. The transposed view
-    # of cols goes to the matrix multiply as it is: no copy of the large matrix.
+    # dw: one (F, L) @ (L, CKK) product per sample, summed over the batch. The
+    # transposed view of cols goes to the matrix multiply as it is: no copy.
     dw = mm(d, cols.transpose(0, 2, 1)).sum(axis=0)  # (F, CKK)
     dcols = mm(w.reshape(F, C * kh * kw).T, d)  # (N, CKK, L)
     dx = col2im(dcols, x.shape, (kh, kw), stride, padding, dilation)
@@ -379,22 +292,20 @@ def conv2d_backward(
     return dx, dw.reshape(w.shape), db
 
 
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------
 # Pooling
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------
 
 
 def max_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
-    """Max pooling ``(N, C, H, W) -> (N, C, Ho, Wo)``, like ``torch.nn.functional.max_pool2d``.
+    """Max pooling ``(N, C, H, W) -> (N, C, Ho, Wo)``, like PyTorch's ``max_pool2d``.
 
-    ``stride`` defaults to ``kernel_size``; padding counts as −inf (never chosen) and must be at
-    most half the kernel. Computed as the elementwise maximum of the kH·kW strided views of the
-    input (one per kernel offset), which is much faster than reshaping into windows.
+    ``stride`` defaults to ``kernel_size``; padding counts as −inf (never chosen) and
+    must be at most half the kernel. Computed as the elementwise maximum of the kH·kW
+    strided views of the input, one per kernel offset.
     """
-    x = _float_array(x, "x", "max_pool2d")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "max_pool2d")
-    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(
-        x.shape, kernel_size, stride, padding, "max_pool2d"
+    x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "max_pool2d"
     )
     xp = _pad(x, ph, pw, -np.inf)
     out = xp[_window_slices(0, 0, sh, sw, Ho, Wo)].copy()
@@ -408,23 +319,20 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
 def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndarray:
     """Gradient of :func:`max_pool2d` with respect to ``x``.
 
-    Each window sends its upstream gradient to the position of its maximum. Ties go to the *first*
-    maximum in row-major window order (PyTorch's rule); a pixel that is the maximum of several
-    overlapping windows receives the sum of their gradients. Padding never receives gradient.
+    Each window sends its upstream gradient to the position of its maximum. Ties go to
+    the *first* maximum in row-major window order (PyTorch's rule); a pixel that is the
+    maximum of several overlapping windows receives the sum of their gradients. Padding
+    never receives gradient.
     """
-    x = _float_array(x, "x", "max_pool2d_backward")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "max_pool2d_backward")
-    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(
-        x.shape, kernel_size, stride, padding, "max_pool2d_backward"
+    x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "max_pool2d_backward"
     )
     N, C, H, W = x.shape
-    dout = _check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
+    dout = check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
     out = max_pool2d(x, (kh, kw), (sh, sw), (ph, pw))
     xp = _pad(x, ph, pw, -np.inf)
     real = None
-    if (
-        ph or pw
-    ):  # which padded positions hold real pixels (a padded −inf must not win a tie)
+    if ph or pw:  # which padded positions hold real pixels (a −inf must not win a tie)
         real = _pad(np.ones((1, 1, H, W), dtype=bool), ph, pw, False)
     dxp = np.zeros(xp.shape, dtype=np.result_type(x, dout))
     taken = np.zeros(out.shape, dtype=bool)  # window already routed its gradient
@@ -440,15 +348,13 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndar
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
-    """Average pooling ``(N, C, H, W) -> (N, C, Ho, Wo)``, like ``torch.nn.functional.avg_pool2d``.
+    """Average pooling ``(N, C, H, W) -> (N, C, Ho, Wo)``, like PyTorch's avg_pool2d.
 
-    Zero padding is *included* in the average (PyTorch's default ``count_include_pad=True``): every
-    window is divided by ``kH·kW``.
+    Zero padding is *included* in the average (PyTorch's default
+    ``count_include_pad=True``): every window is divided by ``kH·kW``.
     """
-    x = _float_array(x, "x", "avg_pool2d")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "avg_pool2d")
-    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(
-        x.shape, kernel_size, stride, padding, "avg_pool2d"
+    x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "avg_pool2d"
     )
     xp = _pad(x, ph, pw)
     out = xp[_window_slices(0, 0, sh, sw, Ho, Wo)].copy()
@@ -461,14 +367,12 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
 
 
 def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndarray:
-    """Gradient of :func:`avg_pool2d`: each window spreads ``dout / (kH·kW)`` over its pixels."""
-    x = _float_array(x, "x", "avg_pool2d_backward")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "avg_pool2d_backward")
-    (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = _pool_geometry(
-        x.shape, kernel_size, stride, padding, "avg_pool2d_backward"
+    """Gradient of :func:`avg_pool2d`: each window spreads ``dout / (kH·kW)``."""
+    x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "avg_pool2d_backward"
     )
     N, C, H, W = x.shape
-    dout = _check_dout(dout, (N, C, Ho, Wo), "avg_pool2d_backward")
+    dout = check_dout(dout, (N, C, Ho, Wo), "avg_pool2d_backward")
     share = dout / (kh * kw)
     dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=np.result_type(x, dout))
     for i in range(kh):
@@ -477,48 +381,31 @@ def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndar
     return dxp[:, :, ph : ph + H, pw : pw + W]
 
 
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------
 # ReLU and the fully connected layer
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------
 
 
 def relu(x) -> np.ndarray:
     """``max(x, 0)`` elementwise, any shape."""
-    x = _float_array(x, "x", "relu")
+    x = float_array(x, "x", "relu")
     return np.maximum(x, x.dtype.type(0))
 
 
 def relu_backward(dout, x) -> np.ndarray:
-    """Gradient of :func:`relu`: ``dout`` where ``x > 0``, else 0 (also *at* 0, like PyTorch)."""
-    x = _float_array(x, "x", "relu_backward")
-    dout = _check_dout(dout, x.shape, "relu_backward")
+    """Gradient of :func:`relu`: ``dout`` where ``x > 0``, else 0 (also *at* 0)."""
+    x = float_array(x, "x", "relu_backward")
+    dout = check_dout(dout, x.shape, "relu_backward")
     return np.where(x > 0, dout, dout.dtype.type(0))
 
 
-def _check_linear_args(x, W, b, fn):
-    x = _float_array(x, "x", fn)
-    W = _float_array(W, "W", fn)
-    _check_ndim(x, 2, "x", "(N, in_features)", fn)
-    _check_ndim(W, 2, "W", "(out_features, in_features)", fn)
-    if x.shape[1] != W.shape[1]:
-        raise ValueError(
-            f"{fn}: x has {x.shape[1]} features (shape {x.shape}) but W of shape "
-            f"{W.shape} (layout (out, in)) expects {W.shape[1]}"
-        )
-    if b is not None:
-        b = _float_array(b, "b", fn)
-        if b.shape != (W.shape[0],):
-            raise ValueError(
-                f"{fn}: bias must have shape ({W.shape[0]},) for W of shape {W.shape}, "
-                f"got shape {b.shape}"
-            )
-    return x, W, b
-
-
 def linear(x, W, b=None, *, gemm=None) -> np.ndarray:
-    """Fully connected layer ``x @ W.T + b``: ``x: (N, in)``, ``W: (out, in)`` (PyTorch's layout),
-    ``b: (out,)`` or None → ``(N, out)``."""
-    x, W, b = _check_linear_args(x, W, b, "linear")
+    """Fully connected layer ``x @ W.T + b``.
+
+    ``x: (N, in)``, ``W: (out, in)`` (PyTorch's layout), ``b: (out,)`` or None →
+    ``(N, out)``.
+    """
+    x, W, b = check_linear_args(x, W, b, "linear")
     mm = np.matmul if gemm is None else gemm
     out = mm(x, W.T)
     if b is not None:
@@ -527,71 +414,59 @@ def linear(x, W, b=None, *, gemm=None) -> np.ndarray:
 
 
 def linear_backward(dout, x, W, *, gemm=None):
-    """Gradients of :func:`linear`: ``dx = dout @ W``, ``dW = dout.T @ x``, ``db = dout.sum(0)``."""
-    x, W, _ = _check_linear_args(x, W, None, "linear_backward")
+    """Gradients of :func:`linear`: ``dx = dout @ W``, ``dW = dout.T @ x``,
+    ``db = dout.sum(0)``."""
+    x, W, _ = check_linear_args(x, W, None, "linear_backward")
     mm = np.matmul if gemm is None else gemm
-    dout = _check_dout(dout, (x.shape[0], W.shape[0]), "linear_backward")
+    dout = check_dout(dout, (x.shape[0], W.shape[0]), "linear_backward")
     return mm(dout, W), mm(dout.T, x), dout.sum(axis=0)
 
 
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------
 # Softmax and cross-entropy
-# --------------------------------------------------------------------------------------------
+# ----------------------------------------------------------------------------------
 
 
 def softmax(z, axis: int = -1) -> np.ndarray:
     """``exp(z) / sum(exp(z))`` along ``axis``, computed after subtracting the maximum.
 
-    The shift changes nothing mathematically but keeps ``exp`` from overflowing: the largest
-    exponent is ``exp(0) = 1``, so the result is finite for any finite logits (e.g. ±1e4 in float32).
+    The shift changes nothing mathematically but keeps ``exp`` from overflowing: the
+    largest exponent is ``exp(0) = 1``, so the result is finite for any finite logits
+    (e.g. ±1e4 in float32).
     """
-    z = _float_array(z, "z", "softmax")
+    z = float_array(z, "z", "softmax")
     e = np.exp(z - z.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 def log_softmax(z, axis: int = -1) -> np.ndarray:
-    """``log(softmax(z))`` computed stably as ``z - m - log(sum(exp(z - m)))``, ``m = max(z)``."""
-    z = _float_array(z, "z", "log_softmax")
+    """``log(softmax(z))``, computed as ``z - m - log(sum(exp(z - m)))``, ``m = max z``.
+
+    The log-sum-exp term lies between 0 and ``log K``: no overflow, no ``log(0)``.
+    """
+    z = float_array(z, "z", "log_softmax")
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def _check_targets(logits, targets, fn):
-    logits = _float_array(logits, "logits", fn)
-    _check_ndim(logits, 2, "logits", "(N, num_classes)", fn)
-    targets = np.asarray(targets)
-    if targets.dtype.kind not in "iu":
-        raise TypeError(
-            f"{fn}: targets must be integer class indices, got dtype {targets.dtype}"
-        )
-    if targets.shape != (logits.shape[0],):
-        raise ValueError(
-            f"{fn}: targets must have shape ({logits.shape[0]},) for logits of shape "
-            f"{logits.shape}, got {targets.shape}"
-        )
-    if targets.size and (targets.min() < 0 or targets.max() >= logits.shape[1]):
-        raise ValueError(
-            f"{fn}: targets must lie in [0, {logits.shape[1]}), got values from "
-            f"{targets.min()} to {targets.max()}"
-        )
-    return logits, targets
-
-
 def cross_entropy(logits, targets) -> float:
-    """Mean cross-entropy ``-(1/N) sum_n log softmax(logits[n])[targets[n]]`` as a Python float.
+    """Mean cross-entropy ``-(1/N) sum_n log softmax(logits[n])[targets[n]]``, a float.
 
-    ``logits: (N, K)`` raw scores (no softmax applied), ``targets: (N,)`` integer classes in [0, K).
+    ``logits: (N, K)`` raw scores (no softmax applied), ``targets: (N,)`` integer
+    classes in [0, K).
     """
-    logits, targets = _check_targets(logits, targets, "cross_entropy")
+    logits, targets = check_targets(logits, targets, "cross_entropy")
     logp = log_softmax(logits, axis=1)
     return float(-logp[np.arange(logits.shape[0]), targets].mean())
 
 
 def softmax_cross_entropy_backward(logits, targets) -> np.ndarray:
-    """Gradient of :func:`cross_entropy` with respect to the logits: ``(softmax(logits) - y) / N``,
-    ``y`` the one-hot targets. Same shape and dtype as ``logits``."""
-    logits, targets = _check_targets(logits, targets, "softmax_cross_entropy_backward")
+    """Gradient of :func:`cross_entropy` with respect to the logits.
+
+    ``(softmax(logits) - y) / N``, ``y`` the one-hot targets; same shape and dtype as
+    ``logits``.
+    """
+    logits, targets = check_targets(logits, targets, "softmax_cross_entropy_backward")
     N = logits.shape[0]
     grad = softmax(logits, axis=1)
     grad[np.arange(N), targets] -= 1

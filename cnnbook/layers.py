@@ -1,17 +1,21 @@
-"""Layer objects: thin stateful wrappers around ``cnnbook.functional``, all with one protocol.
+"""Layer objects: thin stateful wrappers around ``cnnbook.functional``, one protocol.
 
 Every layer has
 
-* ``forward(x)`` (also ``layer(x)``): computes the output and caches what ``backward`` needs;
-* ``backward(dout) -> dx``: ``dout`` is dL/d(output) of the most recent ``forward``; returns
-  dL/d(input) and writes dL/d(parameter) into ``grads`` **in place, overwriting** (not adding);
-* ``params`` and ``grads``: dicts with the same keys, arrays allocated once at construction, so an
-  optimizer can keep references to them;
-* ``parameters()`` → ``[(param, grad), ...]``, ``named_parameters()`` → ``[(name, param, grad), ...]``.
+* ``forward(x)`` (also ``layer(x)``): computes the output and caches what ``backward``
+  needs;
+* ``backward(dout) -> dx``: ``dout`` is dL/d(output) of the most recent ``forward``;
+  returns dL/d(input) and writes dL/d(parameter) into ``grads`` **in place,
+  overwriting** (not adding);
+* ``params`` and ``grads``: dicts with the same keys, arrays allocated once at
+  construction, so an optimizer can keep references to them;
+* ``parameters()`` → ``[(param, grad), ...]``, ``named_parameters()`` →
+  ``[(name, param, grad), ...]``.
 
-Calling ``forward`` twice before ``backward`` is allowed: the second call replaces the cache, so
-``backward`` differentiates the *latest* forward pass only. ``backward`` before any ``forward`` raises
-``RuntimeError``; a ``dout`` whose shape is not the output's shape raises ``ValueError``.
+Calling ``forward`` twice before ``backward`` is allowed: the second call replaces the
+cache, so ``backward`` differentiates the *latest* forward pass only. ``backward``
+before any ``forward`` raises ``RuntimeError``; a ``dout`` whose shape is not the
+output's shape raises ``ValueError``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as Fn
+from ._validation import (
+    batched,
+    nonnegative_pair,
+    one_of,
+    positive_counts,
+    positive_pair,
+)
 
 __all__ = [
     "Layer",
@@ -35,14 +46,15 @@ __all__ = [
 
 
 def _as_rng(rng) -> np.random.Generator:
-    """None → a fresh unseeded generator; an int → ``default_rng(int)``; a Generator → itself."""
+    """None → a fresh unseeded generator; an int → ``default_rng(int)``; a Generator →
+    itself."""
     if isinstance(rng, np.random.Generator):
         return rng
     return np.random.default_rng(rng)
 
 
 class Layer:
-    """Base class: parameter bookkeeping, the cache check and the ``dout`` shape check."""
+    """Base class: parameter bookkeeping, the cache check, the ``dout`` shape check."""
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
@@ -96,11 +108,12 @@ class Layer:
 class Conv2d(Layer):
     """2-D convolution (cross-correlation, like ``torch.nn.Conv2d``), NCHW.
 
-    params ``"weight"``: (out_channels, in_channels, kH, kW), He/Kaiming normal initialization
-    ``N(0, 2 / fan_in)`` with ``fan_in = in_channels·kH·kW`` (keeps the activations' scale through
-    ReLU); ``"bias"``: (out_channels,), zeros. ``gemm`` (optional matrix-multiply backend) and
-    ``method`` (``"auto"``, ``"im2col"`` or ``"numba"``) are passed to ``cnnbook.functional``;
-    both are plain attributes, settable later.
+    params ``"weight"``: (out_channels, in_channels, kH, kW), He/Kaiming normal
+    initialization ``N(0, 2 / fan_in)`` with ``fan_in = in_channels·kH·kW`` (keeps the
+    activations' scale through ReLU); ``"bias"``: (out_channels,), zeros. ``gemm``
+    (optional matrix-multiply backend) and ``method`` (``"auto"``, ``"im2col"`` or
+    ``"numba"``) are passed to ``cnnbook.functional``; both are plain attributes,
+    settable later.
     """
 
     def __init__(
@@ -119,17 +132,14 @@ class Conv2d(Layer):
         method="auto",
     ):
         super().__init__()
-        kh, kw = Fn._positive_pair(kernel_size, "kernel_size")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        if self.in_channels < 1 or self.out_channels < 1:
-            raise ValueError(
-                f"Conv2d: channel counts must be positive, got in_channels="
-                f"{in_channels}, out_channels={out_channels}"
-            )
+        kh, kw = positive_pair(kernel_size, "kernel_size")
+        self.in_channels, self.out_channels = positive_counts(
+            "Conv2d", "channel", in_channels=in_channels, out_channels=out_channels
+        )
         self.kernel_size = (kh, kw)
-        self.stride = Fn._positive_pair(stride, "stride")
-        self.padding = Fn._nonnegative_pair(padding, "padding")
-        self.dilation = Fn._positive_pair(dilation, "dilation")
+        self.stride = positive_pair(stride, "stride")
+        self.padding = nonnegative_pair(padding, "padding")
+        self.dilation = positive_pair(dilation, "dilation")
         self.gemm, self.method = gemm, method
         fan_in = self.in_channels * kh * kw
         std = np.sqrt(2.0 / fan_in)
@@ -180,15 +190,15 @@ class Conv2d(Layer):
 
 
 class MaxPool2d(Layer):
-    """Max pooling (``stride`` defaults to ``kernel_size``); backward routes to the argmax."""
+    """Max pooling (``stride`` defaults to ``kernel_size``); backward: to the argmax."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
-        self.kernel_size = Fn._positive_pair(kernel_size, "kernel_size")
+        self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = (
-            self.kernel_size if stride is None else Fn._positive_pair(stride, "stride")
+            self.kernel_size if stride is None else positive_pair(stride, "stride")
         )
-        self.padding = Fn._nonnegative_pair(padding, "padding")
+        self.padding = nonnegative_pair(padding, "padding")
 
     def forward(self, x):
         out = Fn.max_pool2d(x, self.kernel_size, self.stride, self.padding)
@@ -203,7 +213,10 @@ class MaxPool2d(Layer):
         )
 
     def _extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return (
+            f"kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={self.padding}"
+        )
 
 
 class AvgPool2d(MaxPool2d):
@@ -211,13 +224,13 @@ class AvgPool2d(MaxPool2d):
 
     def forward(self, x):
         out = Fn.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
-        self._cache = (np.shape(x), out.shape)  # backward needs only the input's shape
+        self._cache = (np.shape(x), out.shape)  # backward needs only x's shape
         return out
 
     def backward(self, dout):
         x_shape, out_shape = self._cached()
         dout = self._check_dout(dout, out_shape)
-        # avg_pool2d_backward reads only the shape and dtype of x: hand it a broadcast view.
+        # avg_pool2d_backward reads only the shape and dtype of x: a broadcast view.
         x_like = np.broadcast_to(np.zeros((), dtype=dout.dtype), x_shape)
         return Fn.avg_pool2d_backward(
             dout, x_like, self.kernel_size, self.stride, self.padding
@@ -239,14 +252,10 @@ class ReLU(Layer):
 
 
 class Flatten(Layer):
-    """``(N, d1, d2, ...) -> (N, d1·d2·...)``, C-order (like ``torch.flatten(x, 1)`` on NCHW)."""
+    """``(N, d1, d2, ...) -> (N, d1·d2·...)`` in C order, as ``torch.flatten(x, 1)``."""
 
     def forward(self, x):
-        x = np.asarray(x)
-        if x.ndim < 2:
-            raise ValueError(
-                f"Flatten: x must have a batch axis and at least one more, got shape {x.shape}"
-            )
+        x = batched(x, "Flatten")
         self._cache = x.shape
         return x.reshape(x.shape[0], -1)
 
@@ -257,11 +266,13 @@ class Flatten(Layer):
 
 
 class Linear(Layer):
-    """Fully connected layer ``x @ W.T + b``; params ``"weight"`` (out, in), ``"bias"`` (out,).
+    """Fully connected layer ``x @ W.T + b``.
 
-    Weight init (``init``): ``"he"`` (default) Kaiming normal ``N(0, 2 / in_features)``, right when a
-    ReLU follows; ``"lecun"`` ``N(0, 1 / in_features)``, for a layer with no ReLU after it, such as
-    the one producing the logits. Bias zeros.
+    params ``"weight"`` (out, in), ``"bias"`` (out,).
+
+    Weight init (``init``): ``"he"`` (default) Kaiming normal ``N(0, 2 / in_features)``,
+    right when a ReLU follows; ``"lecun"`` ``N(0, 1 / in_features)``, for a layer with
+    no ReLU after it, such as the one producing the logits. Bias zeros.
     """
 
     def __init__(
@@ -276,19 +287,13 @@ class Linear(Layer):
         init="he",
     ):
         super().__init__()
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        if self.in_features < 1 or self.out_features < 1:
-            raise ValueError(
-                f"Linear: feature counts must be positive, got in_features="
-                f"{in_features}, out_features={out_features}"
-            )
+        self.in_features, self.out_features = positive_counts(
+            "Linear", "feature", in_features=in_features, out_features=out_features
+        )
         self.gemm = gemm
-        gains = {"he": 2.0, "lecun": 1.0}
-        if init not in gains:
-            raise ValueError(
-                f"Linear: init must be one of {sorted(gains)}, got {init!r}"
-            )
-        std = np.sqrt(gains[init] / self.in_features)
+        # Var(W) = gain / fan_in: 2 makes up for the ReLU that follows, 1 without one.
+        gain = one_of(init, {"he": 2.0, "lecun": 1.0}, "init", "Linear")
+        std = np.sqrt(gain / self.in_features)
         weight = _as_rng(rng).standard_normal((self.out_features, self.in_features))
         self._add_param("weight", (std * weight).astype(dtype))
         if bias:
@@ -317,8 +322,9 @@ class Linear(Layer):
 class Softmax(Layer):
     """Softmax over the last axis, for inference (``predict_proba``).
 
-    Train with :class:`SoftmaxCrossEntropy` on the logits instead: fused, it is simpler and stable.
-    ``backward`` is provided for completeness: ``dx = p * (dout - sum(dout * p))``.
+    Train with :class:`SoftmaxCrossEntropy` on the logits instead: fused, it is simpler
+    and stable. ``backward`` is provided for completeness:
+    ``dx = p * (dout - sum(dout * p))``.
     """
 
     def forward(self, x):
@@ -333,11 +339,13 @@ class Softmax(Layer):
 
 
 class SoftmaxCrossEntropy(Layer):
-    """Softmax followed by the mean cross-entropy, fused: the loss at the end of a classifier.
+    """Softmax and the mean cross-entropy, fused: the loss at the end of a classifier.
 
-    ``forward(logits, targets) -> float``: ``logits (N, K)``, ``targets (N,)`` integer classes.
-    ``backward() -> dlogits = (softmax(logits) - onehot(targets)) / N`` (times ``dout`` if given,
-    the gradient of the final objective with respect to this loss; 1 by default).
+    ``forward(logits, targets) -> float``: ``logits (N, K)``, ``targets (N,)`` integer
+    classes.
+    ``backward() -> dlogits = (softmax(logits) - onehot(targets)) / N`` (times ``dout``
+    if given, the gradient of the final objective with respect to this loss; 1 by
+    default).
     """
 
     def forward(self, logits, targets):
@@ -356,8 +364,9 @@ class SoftmaxCrossEntropy(Layer):
 class Sequential(Layer):
     """Layers applied in order; ``backward`` runs them in reverse.
 
-    Parameters are named PyTorch-style: ``"<index>.<name>"``, e.g. ``"0.weight"``. ``params`` and
-    ``grads`` are dicts under those names (views of the layers' own arrays, built on access).
+    Parameters are named PyTorch-style: ``"<index>.<name>"``, e.g. ``"0.weight"``.
+    ``params`` and ``grads`` are dicts under those names (views of the layers' own
+    arrays, built on access).
     """
 
     def __init__(self, *layers):
@@ -365,7 +374,8 @@ class Sequential(Layer):
         for i, layer in enumerate(layers):
             if not (hasattr(layer, "forward") and hasattr(layer, "backward")):
                 raise TypeError(
-                    f"Sequential: item {i} ({layer!r}) is not a layer (needs forward/backward)"
+                    f"Sequential: item {i} ({layer!r}) is not a layer "
+                    "(needs forward/backward)"
                 )
         self.layers = list(layers)
 
@@ -393,10 +403,9 @@ class Sequential(Layer):
     def params(self):
         return {name: p for name, p, _ in self.named_parameters()}
 
+    # Layer.__init__ assigns {}; the real dicts are derived from the layers.
     @params.setter
-    def params(
-        self, value
-    ):  # Layer.__init__ assigns {}; the real dict is derived from the layers
+    def params(self, value):
         pass
 
     @property
@@ -417,9 +426,10 @@ class Sequential(Layer):
         return {name: p.copy() for name, p, _ in self.named_parameters()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Copy ``state``'s arrays into the parameters *in place* (optimizer references stay valid).
+        """Copy ``state``'s arrays into the parameters *in place*.
 
-        ``ValueError`` for missing or unexpected keys or a wrong shape; nothing is changed then.
+        Optimizer references stay valid. ``ValueError`` for missing or unexpected keys
+        or a wrong shape; nothing is changed then.
         """
         own = {name: p for name, p, _ in self.named_parameters()}
         missing = sorted(set(own) - set(state))
@@ -432,7 +442,8 @@ class Sequential(Layer):
             shape = np.shape(state[name])
             if shape != p.shape:
                 raise ValueError(
-                    f"load_state_dict: {name!r} has shape {shape}, the model expects {p.shape}"
+                    f"load_state_dict: {name!r} has shape {shape}, the model expects "
+                    f"{p.shape}"
                 )
         for name, p in own.items():
             p[...] = state[name]

@@ -1,4 +1,4 @@
-"""Ready-made models built from ``cnnbook.layers``: the seed CNN, and prediction helpers."""
+"""Ready-made models built from ``cnnbook.layers``: the seed CNN, prediction helpers."""
 
 from __future__ import annotations
 
@@ -25,42 +25,28 @@ def seed_cnn(
 ) -> Sequential:
     """The book's model: Conv2d → MaxPool2d → ReLU → Flatten → Linear (the logits).
 
-    Input ``(N, in_channels, input_size, input_size)``; output ``(N, num_classes)`` raw scores.
-    The softmax lives in the loss (:class:`~cnnbook.layers.SoftmaxCrossEntropy`) and in
-    :func:`predict_proba`. Max pooling before ReLU gives the same result as after (both are
-    monotone) on a quarter of the elements. The convolution is He-initialized (a ReLU follows it),
-    the classifier LeCun-initialized (nothing follows it), so the initial logits are small and the
-    initial loss is close to ln(num_classes). ``rng``: Generator, int seed or None.
+    Input ``(N, in_channels, input_size, input_size)``; output ``(N, num_classes)`` raw
+    scores. The softmax lives in the loss (:class:`~cnnbook.layers.SoftmaxCrossEntropy`)
+    and in :func:`predict_proba`. Max pooling before ReLU gives the same result as after
+    (both are monotone) on a quarter of the elements. The convolution is He-initialized
+    (a ReLU follows it), the classifier LeCun-initialized (nothing follows it), so the
+    initial logits are small and the initial loss is close to ln(num_classes).
+    ``rng``: Generator, int seed or None.
     """
-    rng = _as_rng(rng)
+    common = dict(rng=_as_rng(rng), dtype=dtype, gemm=gemm)
     conv_size = conv_output_size(input_size, kernel_size, 1, padding)
     pooled = conv_output_size(conv_size, pool, pool)
     return Sequential(
-        Conv2d(
-            in_channels,
-            filters,
-            kernel_size,
-            padding=padding,
-            rng=rng,
-            dtype=dtype,
-            gemm=gemm,
-        ),
+        Conv2d(in_channels, filters, kernel_size, padding=padding, **common),
         MaxPool2d(pool),
         ReLU(),
         Flatten(),
-        Linear(
-            filters * pooled * pooled,
-            num_classes,
-            rng=rng,
-            dtype=dtype,
-            gemm=gemm,
-            init="lecun",
-        ),
+        Linear(filters * pooled * pooled, num_classes, init="lecun", **common),
     )
 
 
 def predict_proba(model, x, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities ``(N, num_classes)``: softmax of the model's logits, in batches."""
+    """Class probabilities ``(N, num_classes)``: softmax of the logits, in batches."""
     x = np.asarray(x)
     if len(x) == 0:
         raise ValueError(f"predict_proba: empty input of shape {x.shape}")

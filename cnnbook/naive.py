@@ -1,11 +1,14 @@
-"""The definitions, as explicit Python loops: the same names and signatures as ``cnnbook.functional``.
+"""The definitions as explicit Python loops, with the names and signatures of
+``cnnbook.functional``.
 
-Nothing here is clever on purpose. Each function is the formula written out one multiply-add at a
-time, so that every index can be read off the code; ``cnnbook.functional`` computes the same numbers
-thousands of times faster, and the tests check that both agree to 1e-10 in float64.
+Nothing here is clever on purpose. Each function is the formula written out one
+multiply-add at a time, so that every index can be read off the code;
+``cnnbook.functional`` computes the same numbers thousands of times faster, and the
+tests check that both agree to 1e-10 in float64.
 
-Layout is NCHW throughout: ``x[n, c, row, col]``; weights are ``w[out_channel, in_channel, kh, kw]``.
-Arguments are validated by the same helpers as the fast path, so both reject the same inputs.
+Layout is NCHW throughout: ``x[n, c, row, col]``; weights are
+``w[out_channel, in_channel, kh, kw]``. Arguments are validated by the same helpers as
+the fast path (``cnnbook._validation``), so both reject the same inputs.
 """
 
 from __future__ import annotations
@@ -14,15 +17,14 @@ import math
 
 import numpy as np
 
-from .functional import (
-    _check_conv_args,
-    _check_dout,
-    _check_linear_args,
-    _check_ndim,
-    _check_targets,
-    _conv_geometry,
-    _float_array,
-    _pool_geometry,
+from ._validation import (
+    check_conv_args,
+    check_dout,
+    check_linear_args,
+    check_targets,
+    conv_geometry,
+    float_array,
+    pool_args,
 )
 
 __all__ = [
@@ -44,14 +46,15 @@ __all__ = [
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
-    """2-D convolution (cross-correlation, as PyTorch computes it) as the seven loops.
+    """2-D convolution (cross-correlation, as PyTorch computes it) as seven loops.
 
-    ``x: (N, C, H, W)``, ``w: (F, C, kH, kW)``, ``b: (F,)`` or None → ``(N, F, Ho, Wo)``.
+    ``x: (N, C, H, W)``, ``w: (F, C, kH, kW)``, ``b: (F,)`` or None →
+    ``(N, F, Ho, Wo)``.
     """
-    x, w, b = _check_conv_args(x, w, b, "conv2d")
+    x, w, b = check_conv_args(x, w, b, "conv2d")
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
-    _, (sH, sW), (pH, pW), (dH, dW), (Ho, Wo) = _conv_geometry(
+    _, (sH, sW), (pH, pW), (dH, dW), (Ho, Wo) = conv_geometry(
         x.shape, (kH, kW), stride, padding, dilation
     )
     out = np.zeros((N, F, Ho, Wo), dtype=np.result_type(x, w))
@@ -64,35 +67,33 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
                     for c in range(C):  # 5. every input channel
                         for i in range(kH):  # 6. every kernel row
                             for j in range(kW):  # 7. every kernel column
-                                # Input pixel under kernel tap (i, j) for output (oh, ow):
-                                # the window starts at oh*stride in the *padded* image, tap i sits
-                                # i*dilation further down; subtracting the padding gives the index
-                                # in the unpadded x.
+                                # The window starts at oh*s in the padded
+                                # image, tap i sits i*d further; minus the
+                                # padding: the row of x. Same for columns.
                                 r = oh * sH + i * dH - pH
                                 s = ow * sW + j * dW - pW
-                                if (
-                                    0 <= r < H and 0 <= s < W
-                                ):  # outside = zero padding: adds 0
+                                if 0 <= r < H and 0 <= s < W:  # else padding: 0
                                     total += x[n, c, r, s] * w[f, c, i, j]
                     out[n, f, oh, ow] = total
     return out
 
 
 def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
-    """Gradients ``(dx, dw, db)`` of :func:`conv2d`: the same seven loops, run backwards.
+    """Gradients ``(dx, dw, db)`` of :func:`conv2d`: the seven loops, run backwards.
 
-    Forward, every multiply-add ``out[n,f,oh,ow] += x[n,c,r,s] * w[f,c,i,j]`` made ``out`` depend
-    on one input pixel and one weight. Backward visits the same multiply-adds and scatters
-    ``dout[n,f,oh,ow]`` back along both factors: into ``dx[n,c,r,s]`` scaled by the weight and into
-    ``dw[f,c,i,j]`` scaled by the input pixel.
+    Forward, every multiply-add ``out[n,f,oh,ow] += x[n,c,r,s] * w[f,c,i,j]`` made
+    ``out`` depend on one input pixel and one weight. Backward visits the same
+    multiply-adds and scatters ``dout[n,f,oh,ow]`` back along both factors: into
+    ``dx[n,c,r,s]`` scaled by the weight and into ``dw[f,c,i,j]`` scaled by the input
+    pixel.
     """
-    x, w, _ = _check_conv_args(x, w, None, "conv2d_backward")
+    x, w, _ = check_conv_args(x, w, None, "conv2d_backward")
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
-    _, (sH, sW), (pH, pW), (dH, dW), (Ho, Wo) = _conv_geometry(
+    _, (sH, sW), (pH, pW), (dH, dW), (Ho, Wo) = conv_geometry(
         x.shape, (kH, kW), stride, padding, dilation, "conv2d_backward"
     )
-    dout = _check_dout(dout, (N, F, Ho, Wo), "conv2d_backward")
+    dout = check_dout(dout, (N, F, Ho, Wo), "conv2d_backward")
     dtype = np.result_type(x, w, dout)
     dx = np.zeros(x.shape, dtype=dtype)
     dw = np.zeros(w.shape, dtype=dtype)
@@ -107,9 +108,8 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
                     for c in range(C):
                         for i in range(kH):
                             for j in range(kW):
-                                r = (
-                                    oh * sH + i * dH - pH
-                                )  # same offsets as the forward pass
+                                # the same offsets as the forward pass
+                                r = oh * sH + i * dH - pH
                                 s = ow * sW + j * dW - pW
                                 if 0 <= r < H and 0 <= s < W:
                                     dx[n, c, r, s] += g * w[f, c, i, j]
@@ -120,12 +120,11 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
 def max_pool2d(x, kernel_size, stride=None, padding=0):
     """Max pooling as loops: each output is the largest pixel of its kH×kW window.
 
-    ``stride`` defaults to ``kernel_size``; padded positions are skipped (they hold −inf).
+    ``stride`` defaults to ``kernel_size``; padded positions are skipped (they hold
+    −inf).
     """
-    x = _float_array(x, "x", "max_pool2d")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "max_pool2d")
-    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(
-        x.shape, kernel_size, stride, padding, "max_pool2d"
+    x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "max_pool2d"
     )
     N, C, H, W = x.shape
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
@@ -146,16 +145,15 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
 def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
     """Gradient of max pooling: each window sends its ``dout`` to its maximum.
 
-    Ties go to the first maximum in row-major window order (strict ``>`` while scanning), like
-    PyTorch. Windows that overlap can pick the same pixel; its gradients add up.
+    Ties go to the first maximum in row-major window order (strict ``>`` while
+    scanning), like PyTorch. Windows that overlap can pick the same pixel; its
+    gradients add up.
     """
-    x = _float_array(x, "x", "max_pool2d_backward")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "max_pool2d_backward")
-    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(
-        x.shape, kernel_size, stride, padding, "max_pool2d_backward"
+    x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "max_pool2d_backward"
     )
     N, C, H, W = x.shape
-    dout = _check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
+    dout = check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
     dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
     for n in range(N):
         for c in range(C):
@@ -166,20 +164,17 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
                         for j in range(kW):
                             r, s = oh * sH + i - pH, ow * sW + j - pW
                             if 0 <= r < H and 0 <= s < W:
-                                if (
-                                    where is None or x[n, c, r, s] > best
-                                ):  # strict: first max wins
+                                # strict: the first maximum wins
+                                if where is None or x[n, c, r, s] > best:
                                     best, where = x[n, c, r, s], (r, s)
                     dx[n, c, where[0], where[1]] += dout[n, c, oh, ow]
     return dx
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0):
-    """Average pooling as loops; padded zeros count in the average (divide by kH·kW, like PyTorch)."""
-    x = _float_array(x, "x", "avg_pool2d")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "avg_pool2d")
-    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(
-        x.shape, kernel_size, stride, padding, "avg_pool2d"
+    """Average pooling as loops; padded zeros count (divide by kH·kW, like PyTorch)."""
+    x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "avg_pool2d"
     )
     N, C, H, W = x.shape
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
@@ -198,14 +193,12 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
 
 
 def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
-    """Gradient of average pooling: each window shares its ``dout`` equally among its kH·kW taps."""
-    x = _float_array(x, "x", "avg_pool2d_backward")
-    _check_ndim(x, 4, "x", "(N, C, H, W)", "avg_pool2d_backward")
-    (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = _pool_geometry(
-        x.shape, kernel_size, stride, padding, "avg_pool2d_backward"
+    """Gradient of average pooling: each window shares ``dout`` among its kH·kW taps."""
+    x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "avg_pool2d_backward"
     )
     N, C, H, W = x.shape
-    dout = _check_dout(dout, (N, C, Ho, Wo), "avg_pool2d_backward")
+    dout = check_dout(dout, (N, C, Ho, Wo), "avg_pool2d_backward")
     dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
     for n in range(N):
         for c in range(C):
@@ -215,16 +208,14 @@ def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
                     for i in range(kH):
                         for j in range(kW):
                             r, s = oh * sH + i - pH, ow * sW + j - pW
-                            if (
-                                0 <= r < H and 0 <= s < W
-                            ):  # a padded tap's share is dropped
+                            if 0 <= r < H and 0 <= s < W:  # padding: dropped
                                 dx[n, c, r, s] += share
     return dx
 
 
 def relu(x):
     """``max(x, 0)`` one element at a time (any shape)."""
-    x = _float_array(x, "x", "relu")
+    x = float_array(x, "x", "relu")
     out = np.empty_like(x)
     for idx in np.ndindex(x.shape):
         out[idx] = x[idx] if x[idx] > 0 else 0.0
@@ -232,9 +223,9 @@ def relu(x):
 
 
 def relu_backward(dout, x):
-    """Gradient of ReLU: pass ``dout`` where ``x > 0``; 0 elsewhere, including at exactly 0."""
-    x = _float_array(x, "x", "relu_backward")
-    dout = _check_dout(dout, x.shape, "relu_backward")
+    """Gradient of ReLU: ``dout`` where ``x > 0``; 0 elsewhere, including at 0."""
+    x = float_array(x, "x", "relu_backward")
+    dout = check_dout(dout, x.shape, "relu_backward")
     dx = np.zeros_like(dout)
     for idx in np.ndindex(x.shape):
         if x[idx] > 0:
@@ -243,13 +234,13 @@ def relu_backward(dout, x):
 
 
 def linear(x, W, b=None):
-    """Fully connected layer as loops: ``out[n, o] = b[o] + sum_k x[n, k] * W[o, k]``."""
-    x, W, b = _check_linear_args(x, W, b, "linear")
+    """Fully connected layer as loops: ``out[n, o] = b[o] + sum_k x[n, k] W[o, k]``."""
+    x, W, b = check_linear_args(x, W, b, "linear")
     N, K = x.shape
-    O = W.shape[0]
-    out = np.zeros((N, O), dtype=np.result_type(x, W))
+    M = W.shape[0]  # out_features
+    out = np.zeros((N, M), dtype=np.result_type(x, W))
     for n in range(N):
-        for o in range(O):
+        for o in range(M):
             total = 0.0 if b is None else float(b[o])
             for k in range(K):
                 total += x[n, k] * W[o, k]
@@ -258,15 +249,15 @@ def linear(x, W, b=None):
 
 
 def linear_backward(dout, x, W):
-    """Gradients ``(dx, dW, db)`` of :func:`linear`, scattering each ``dout[n, o]`` as in conv."""
-    x, W, _ = _check_linear_args(x, W, None, "linear_backward")
+    """Gradients ``(dx, dW, db)`` of :func:`linear`, scattering each ``dout[n, o]``."""
+    x, W, _ = check_linear_args(x, W, None, "linear_backward")
     N, K = x.shape
-    O = W.shape[0]
-    dout = _check_dout(dout, (N, O), "linear_backward")
+    M = W.shape[0]  # out_features
+    dout = check_dout(dout, (N, M), "linear_backward")
     dtype = np.result_type(x, W, dout)
-    dx, dW, db = np.zeros((N, K), dtype), np.zeros((O, K), dtype), np.zeros(O, dtype)
+    dx, dW, db = np.zeros((N, K), dtype), np.zeros((M, K), dtype), np.zeros(M, dtype)
     for n in range(N):
-        for o in range(O):
+        for o in range(M):
             g = dout[n, o]
             db[o] += g
             for k in range(K):
@@ -276,8 +267,8 @@ def linear_backward(dout, x, W):
 
 
 def softmax(z, axis=-1):
-    """Softmax along ``axis``, one slice at a time, with the maximum subtracted first."""
-    z = _float_array(z, "z", "softmax")
+    """Softmax along ``axis``, one slice at a time, the maximum subtracted first."""
+    z = float_array(z, "z", "softmax")
     moved = np.moveaxis(z, axis, -1)
     out = np.empty_like(moved)
     for idx in np.ndindex(moved.shape[:-1]):
@@ -291,8 +282,8 @@ def softmax(z, axis=-1):
 
 
 def log_softmax(z, axis=-1):
-    """``log softmax`` along ``axis`` via log-sum-exp: ``z_k - m - log(sum_j exp(z_j - m))``."""
-    z = _float_array(z, "z", "log_softmax")
+    """Log-softmax along ``axis``: ``z_k - m - log sum_j exp(z_j - m)``, ``m = max``."""
+    z = float_array(z, "z", "log_softmax")
     moved = np.moveaxis(z, axis, -1)
     out = np.empty_like(moved)
     for idx in np.ndindex(moved.shape[:-1]):
@@ -305,8 +296,8 @@ def log_softmax(z, axis=-1):
 
 
 def cross_entropy(logits, targets):
-    """Mean over the batch of ``-log softmax(logits[n])[targets[n]]``, as a Python float."""
-    logits, targets = _check_targets(logits, targets, "cross_entropy")
+    """The batch mean of ``-log softmax(logits[n])[targets[n]]``, a Python float."""
+    logits, targets = check_targets(logits, targets, "cross_entropy")
     logp = log_softmax(logits, axis=1)
     total = 0.0
     for n in range(logits.shape[0]):
@@ -316,7 +307,7 @@ def cross_entropy(logits, targets):
 
 def softmax_cross_entropy_backward(logits, targets):
     """``(softmax(logits) - onehot(targets)) / N`` written out per element."""
-    logits, targets = _check_targets(logits, targets, "softmax_cross_entropy_backward")
+    logits, targets = check_targets(logits, targets, "softmax_cross_entropy_backward")
     N, K = logits.shape
     p = softmax(logits, axis=1)
     grad = np.empty_like(p)
