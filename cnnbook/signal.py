@@ -94,6 +94,40 @@ def _positive_int(value, name: str, caller: str) -> int:
     return int(value)
 
 
+def _lengths_and_mode(n, k, mode, caller: str) -> tuple[int, int, str]:
+    """``n`` and ``k`` as positive ints and ``mode`` as one of ``MODES``."""
+    n = _positive_int(n, "n", caller)
+    k = _positive_int(k, "k", caller)
+    return n, k, _check_choice(mode, MODES, "mode", caller)
+
+
+def _gaussian_radius(sigma, radius) -> int:
+    """Check ``gaussian``'s arguments; the radius, ``ceil(4 sigma)`` by default."""
+    if isinstance(sigma, bool) or not isinstance(
+        sigma, (int, float, np.integer, np.floating)
+    ):
+        raise TypeError(f"gaussian: sigma must be a number, got {sigma!r}")
+    if not np.isfinite(sigma) or sigma <= 0:
+        raise ValueError(f"gaussian: sigma must be a positive number, got {sigma!r}")
+    if radius is None:
+        return max(1, math.ceil(4 * sigma))
+    if (
+        isinstance(radius, bool)
+        or not isinstance(radius, (int, np.integer))
+        or radius < 0
+    ):
+        raise ValueError(
+            f"gaussian: radius must be a non-negative integer, got {radius!r}"
+        )
+    return int(radius)
+
+
+def _finite(value, name: str, caller: str):
+    if not np.isfinite(value):
+        raise ValueError(f"{caller}: {name} must be a finite number, got {value!r}")
+    return value
+
+
 # --------------------------------------------------------------------- lengths
 
 
@@ -102,9 +136,7 @@ def output_length(n: int, k: int, mode: str = "full") -> int:
 
     full: n + k - 1;  same: max(n, k);  valid: max(n, k) - min(n, k) + 1.
     """
-    n = _positive_int(n, "n", "output_length")
-    k = _positive_int(k, "k", "output_length")
-    mode = _check_choice(mode, MODES, "mode", "output_length")
+    n, k, mode = _lengths_and_mode(n, k, mode, "output_length")
     if mode == "full":
         return n + k - 1
     if mode == "same":
@@ -243,22 +275,7 @@ def gaussian(sigma: float, radius: int | None = None) -> np.ndarray:
     and correlation agree). ``radius`` defaults to ``ceil(4 * sigma)``: the
     weights left out are below 4e-4 of the peak.
     """
-    if isinstance(sigma, bool) or not isinstance(
-        sigma, (int, float, np.integer, np.floating)
-    ):
-        raise TypeError(f"gaussian: sigma must be a number, got {sigma!r}")
-    if not np.isfinite(sigma) or sigma <= 0:
-        raise ValueError(f"gaussian: sigma must be a positive number, got {sigma!r}")
-    if radius is None:
-        radius = max(1, math.ceil(4 * sigma))
-    elif (
-        isinstance(radius, bool)
-        or not isinstance(radius, (int, np.integer))
-        or radius < 0
-    ):
-        raise ValueError(
-            f"gaussian: radius must be a non-negative integer, got {radius!r}"
-        )
+    radius = _gaussian_radius(sigma, radius)
     j = np.arange(-radius, radius + 1, dtype=float)
     g = np.exp(-0.5 * (j / sigma) ** 2)
     return g / g.sum()
@@ -298,7 +315,6 @@ def sharpen(sigma: float = 1.0, amount: float = 1.0, radius=None):
     unchanged, while detail (what the blur removes) is multiplied by
     ``1 + amount``.
     """
-    if not np.isfinite(amount):
-        raise ValueError(f"sharpen: amount must be a finite number, got {amount!r}")
+    amount = _finite(amount, "amount", "sharpen")
     g = gaussian(sigma, radius)
     return (1.0 + amount) * identity(len(g)) - amount * g

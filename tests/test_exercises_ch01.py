@@ -21,7 +21,7 @@ def test_checkers_are_exported():
         assert name in exercises.__all__
 
 
-# --------------------------------------------------------------------------- moving average
+# ----------------------------------------------------------------------- moving average
 
 
 def moving_average_cumsum(x, k):
@@ -78,7 +78,7 @@ def test_not_implemented_message():
     assert not result and "not implemented yet" in repr(result)
 
 
-# --------------------------------------------------------------------------- valid length
+# ------------------------------------------------------------------------- valid length
 
 
 def test_valid_length_accepts_correct():
@@ -111,7 +111,7 @@ def test_valid_length_hint_mentions_commutativity():
     assert "commutative" in repr(check_valid_length(lambda n, k: n - k + 1))
 
 
-# --------------------------------------------------------------------------- derivative kernel
+# -------------------------------------------------------------------- derivative kernel
 
 
 def test_derivative_kernel_accepts_correct():

@@ -17,7 +17,7 @@ def test_checkers_are_exported():
         assert name in exercises.__all__
 
 
-# --------------------------------------------------------------------------- circular convolution
+# ----------------------------------------------------------------- circular convolution
 
 
 def circular_loops(x, w):
@@ -61,7 +61,7 @@ def test_circular_conv_rejects_wrong(wrong, complaint):
     assert not result and complaint in repr(result)
 
 
-# --------------------------------------------------------------------------- padded length
+# ------------------------------------------------------------------------ padded length
 
 
 def padded_bits(n, k):
@@ -104,7 +104,7 @@ def test_padded_length_rejects_wrong(wrong, complaint):
     assert not result and complaint in repr(result)
 
 
-# --------------------------------------------------------------------------- inverse via forward
+# ------------------------------------------------------------------ inverse via forward
 
 
 def ifft_conj(X):

@@ -1,9 +1,10 @@
-"""cnnbook.fft: the DFT, the radix-2 FFT, FFT convolution (1-D, overlap-add, 2-D) and the chooser.
+"""cnnbook.fft: DFT, radix-2 FFT, FFT convolution (1-D, overlap-add, 2-D), the chooser.
 
 References: numpy.fft, numpy.convolve, scipy.signal.convolve2d, scipy.fft.next_fast_len.
-Tolerances: float64 results equal the direct sum within 1e-10 (relative to the size of the terms,
-see ``_scale``); float32 within 1e-4 of that scale (float32 eps is 1.2e-7; the FFT's error grows
-like eps·log2(L) times the sum of |x_i w_j|, far below 1e-4 for these sizes).
+Tolerances: float64 results equal the direct sum within 1e-10 (relative to the size of
+the terms, see ``_scale``); float32 within 1e-4 of that scale (float32 eps is 1.2e-7;
+the FFT's error grows like eps·log2(L) times the sum of |x_i w_j|, far below 1e-4 for
+these sizes).
 """
 
 import numpy as np
@@ -14,12 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cnnbook import fft as F
+from cnnbook.claims import below, claim
 
 MODES = ("full", "same", "valid")
 
 
 def _scale(x, w):
-    """The size of the largest output term's ingredients: |x| * |w| summed (a bound on |y|)."""
+    """The size of the largest output's ingredients: |x| * |w| summed (bounds |y|)."""
     return float(np.convolve(np.abs(x), np.abs(w)).max())
 
 
@@ -32,7 +34,7 @@ def _assert_conv_close(got, x, w, mode, rtol):
     )
 
 
-# ---------------------------------------------------------------------------- DFT and FFT
+# -------------------------------------------------------------------------- DFT and FFT
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 17])
@@ -92,12 +94,12 @@ def test_next_fast_len_is_5_smooth_and_minimal():
         F.next_fast_len(2.5)
 
 
-# ---------------------------------------------------------------------------- 1-D convolution
+# ---------------------------------------------------------------------- 1-D convolution
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_fft_conv1d_all_small_sizes(mode):
-    """Every length pair up to 12, so kernel-longer-than-signal and length 1 are all covered."""
+    """Every length pair up to 12: kernels longer than the signal and length 1 too."""
     rng = np.random.default_rng(0)
     for n in range(1, 13):
         for k in range(1, 13):
@@ -180,7 +182,7 @@ def test_fft_conv1d_errors(x, w, mode, error, text):
         F.fft_conv1d(x, w, mode)
 
 
-# ---------------------------------------------------------------------------- overlap-add
+# -------------------------------------------------------------------------- overlap-add
 
 
 @given(
@@ -211,7 +213,7 @@ def test_overlap_add_float32_and_block_errors():
         F.overlap_add(x, w, 12.0)
 
 
-# ---------------------------------------------------------------------------- 2-D convolution
+# ---------------------------------------------------------------------- 2-D convolution
 
 
 @given(
@@ -266,7 +268,7 @@ def test_fft_conv2d_stack_of_images():
         F.fft_conv2d(x, np.ones((10, 2)), "valid")
 
 
-# ---------------------------------------------------------------------------- choosing a method
+# -------------------------------------------------------------------- choosing a method
 
 
 def test_choose_conv_method_answers_and_validates():
@@ -282,7 +284,7 @@ def test_choose_conv_method_answers_and_validates():
 
 
 def test_cost_model_is_monotone_in_kernel_length():
-    """Once FFT wins for a signal length, it keeps winning for longer kernels (up to K = N)."""
+    """Once FFT wins for a signal length, it wins for all longer kernels (K ≤ N)."""
     for n in (64, 1024, 16384):
         picks = [F.choose_conv_method(n, k) for k in range(1, n + 1, max(1, n // 256))]
         first = picks.index("fft") if "fft" in picks else len(picks)
@@ -302,7 +304,7 @@ def test_fit_cost_model_recovers_known_coefficients():
         F.fit_cost_model(n, k, np.ones(3), np.ones(3))
 
 
-# ---------------------------------------------------------------------------- through conv1d
+# ----------------------------------------------------------------------- through conv1d
 
 
 @given(
@@ -330,3 +332,61 @@ def test_conv1d_auto_uses_both_methods_on_large_inputs():
     x, w = rng.standard_normal(20000), rng.standard_normal(2000)
     assert F.choose_conv_method(len(x), len(w)) == "fft"
     _assert_conv_close(signal.conv1d(x, w, "same", method="auto"), x, w, "same", 1e-10)
+
+
+# ------------------------------------------------ Chapter 2's printed claims (issue 12)
+# The chapter prints rounding-level results as claims (cnnbook.claims): each claim must
+# hold on every machine, and a claim that breaks must fail the cell.
+
+
+def _forty_dice():
+    die = np.full(6, 1 / 6)
+    p_direct, p_fft, counts = np.ones(1), np.ones(1), np.ones(1, dtype=object)
+    signal = pytest.importorskip("cnnbook.signal")
+    for _ in range(40):
+        p_direct = signal.conv1d(p_direct, die, method="direct")
+        p_fft = F.fft_conv1d(p_fft, die)
+        counts = np.convolve(counts, np.ones(6, dtype=object))
+    exact = np.array([c / 6**40 for c in counts], dtype=float)
+    return p_direct, p_fft, exact
+
+
+def test_forty_dice_claims_hold_and_a_broken_claim_fails(capsys):
+    p_direct, p_fft, exact = _forty_dice()
+    assert below("direct", (np.abs(p_direct - exact) / exact).max(), 1e-12)
+    assert claim("FFT wrong by > 100%", (np.abs(p_fft - exact) / exact).max() > 1)
+    assert below("FFT vs peak", np.abs(p_fft - exact).max() / exact.max(), 1e-14)
+    # The FFT's tails are not accurate entry by entry: claiming so must fail.
+    with pytest.raises(AssertionError, match="FFT tails"):
+        below("FFT tails", (np.abs(p_fft - exact) / exact).max(), 1e-12)
+    assert "FFT tails" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_precision_claim_errors_within_ten_eps(dtype):
+    signal = pytest.importorskip("cnnbook.signal")
+    rng = np.random.default_rng(7)
+    for n in (256, 4096, 65536):
+        x = rng.standard_normal(n).astype(dtype)
+        w = rng.standard_normal(256).astype(dtype)
+        exact = np.convolve(x.astype(np.longdouble), w.astype(np.longdouble))
+        for method in ("direct", "fft"):
+            y = signal.conv1d(x, w, method=method)
+            rel = float(np.linalg.norm(y - exact) / np.linalg.norm(exact))
+            assert rel < 10 * np.finfo(dtype).eps, (n, method, rel)
+
+
+def test_a_tolerance_claim_breaks_when_the_error_is_real():
+    # fft_conv1d of a signal with the wrong (wrapped) padding is not linear convolution:
+    # the chapter's "< 1e-12" claim would fail, not print digits.
+    rng = np.random.default_rng(8)
+    x, w = rng.standard_normal(50), rng.standard_normal(9)
+    circular = np.fft.irfft(np.fft.rfft(x) * np.fft.rfft(w, 50), 50)
+    wrong = np.abs(circular - np.convolve(x, w)[:50]).max()
+    with pytest.raises(AssertionError):
+        below("|FFT result - linear|", wrong, 1e-12)
+    assert below(
+        "|FFT result - linear|",
+        np.abs(F.fft_conv1d(x, w) - np.convolve(x, w)).max(),
+        1e-12,
+    )

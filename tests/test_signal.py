@@ -1,4 +1,4 @@
-"""cnnbook.signal: 1-D convolution and correlation against NumPy and SciPy, properties, errors."""
+"""cnnbook.signal: 1-D convolution and correlation vs NumPy and SciPy, and errors."""
 
 import importlib.util
 import itertools
@@ -18,8 +18,8 @@ EXACT_METHODS = ["loops", "direct"]
 HAVE_FFT = importlib.util.find_spec("cnnbook.fft") is not None
 ALL_METHODS = EXACT_METHODS + (["fft", "auto"] if HAVE_FFT else [])
 
-# Every (n, k) with 1 <= n, k <= 6 (length 1, equal lengths, kernel longer than the signal, odd
-# and even "same" centring), plus a few longer pairs.
+# Every (n, k) with 1 <= n, k <= 6 (length 1, equal lengths, kernel longer than the
+# signal, odd and even "same" centring), plus a few longer pairs.
 LENGTHS = list(itertools.product(range(1, 7), repeat=2)) + [
     (1, 17),
     (17, 1),
@@ -86,8 +86,8 @@ def test_integers_are_exact(method, mode):
 @pytest.mark.parametrize("method", EXACT_METHODS)
 @pytest.mark.parametrize("mode", MODES)
 def test_matches_scipy_where_semantics_agree(method, mode):
-    # scipy's "same" keeps the length of the first input, NumPy's the longer one: they agree
-    # when the signal is at least as long as the kernel.
+    # scipy's "same" keeps the length of the first input, NumPy's the longer one: they
+    # agree when the signal is at least as long as the kernel.
     for seed, (n, k) in enumerate(LENGTHS):
         if mode == "same" and n < k:
             continue
@@ -132,7 +132,7 @@ def test_auto_uses_direct_for_integers_and_agrees_for_floats():
     np.testing.assert_array_equal(conv1d(xi, wi, method="auto"), np.convolve(xi, wi))
 
 
-# --------------------------------------------------------------------------- output lengths
+# ----------------------------------------------------------------------- output lengths
 
 
 def test_output_length_over_a_grid():
@@ -300,3 +300,17 @@ def test_helper_errors():
         sig.gaussian(-1.0)
     with pytest.raises(ValueError, match="radius must be a non-negative integer"):
         sig.gaussian(1.0, radius=1.5)
+
+
+def test_chapter_1_prints_a_sampling_effect_not_rounding():
+    """Chapter 1 prints max|gaussian(3) * gaussian(4) - gaussian(5)| as ``5.1e-06``.
+
+    That is the printing rule's "exact fact" case: the gap comes from sampling and
+    truncating the Gaussians, about 1e10 times float64's rounding error, and its two
+    printed digits would survive a relative change of 1e-9 either way, far more than any
+    SIMD path or libm can cause.
+    """
+    twice = conv1d(sig.gaussian(3.0), sig.gaussian(4.0))
+    once = sig.gaussian(5.0, radius=(len(twice) - 1) // 2)
+    gap = float(np.abs(twice - once).max())
+    assert {f"{gap * (1 + e):.1e}" for e in (-1e-9, 0.0, 1e-9)} == {"5.1e-06"}

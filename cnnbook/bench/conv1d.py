@@ -1,4 +1,4 @@
-"""Chapter 2 benchmark: direct vs FFT 1-D convolution, and how well ``method="auto"`` chooses.
+"""Chapter 2 benchmark: direct vs FFT 1-D convolution, and how well "auto" chooses.
 
 ``measure_grid`` is also what Chapter 2 uses to draw the crossover region and to fit
 ``cnnbook.fft.COST_MODEL``.
@@ -12,7 +12,7 @@ from . import Table, best_time
 
 __all__ = ["measure_grid", "run", "GRID", "QUICK_GRID"]
 
-# Signal lengths N and kernel lengths K (pairs with K ≤ N; convolution is symmetric in N and K).
+# Signal lengths N and kernel lengths K (pairs with K ≤ N; convolution is symmetric).
 GRID = (
     [64, 256, 1024, 4096, 16384, 65536],
     [2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384],
@@ -35,11 +35,12 @@ def measure_grid(
     seed: int = 0,
     dtype=np.float64,
 ) -> dict:
-    """Best-of-``repeat`` seconds per call of ``conv1d(x, w, method=m)`` (mode 'full') on a grid.
+    """Best-of-``repeat`` seconds per call of ``conv1d(x, w, method=m)``, mode 'full'.
 
-    Returns ``{"n": (P,), "k": (P,), m: (P,) for each method}`` over the pairs with k ≤ n. The
-    methods of one pair take turns, round by round; on a shared machine a round can be several
-    times slower than the quiet ones, so many short rounds and their minimum are what is robust.
+    Returns ``{"n": (P,), "k": (P,), m: (P,) for each method}`` over the grid's pairs
+    with k ≤ n. The methods of one pair take turns, round by round; on a shared
+    machine a round can be several times slower than the quiet ones, so many short
+    rounds and their minimum are what is robust.
     """
     from ..signal import conv1d  # tools sit on top of the kernels
 
@@ -49,8 +50,8 @@ def measure_grid(
     for n, k in pairs:
         x, w = _signals(n, k, seed, dtype)
         calls = {m: (lambda m=m: conv1d(x, w, method=m)) for m in methods}
-        # Interleave the methods round by round (minimum over rounds), so that a burst of load
-        # from elsewhere on the machine cannot favour one method by hitting only the other.
+        # Interleave the methods round by round (minimum over rounds), so that a burst
+        # of load from elsewhere cannot favour one method by hitting only the other.
         number = {m: _calls_per_round(calls[m], min_time) for m in methods}
         rounds = {m: [] for m in methods}
         for _ in range(repeat):
@@ -98,11 +99,9 @@ def run(quick: bool) -> list[Table]:
             float(auto_ratio[i]),
         )
 
-    try:
+    try:  # scipy is a dependency, but keep the benchmark usable without it
         from scipy.signal import choose_conv_method as scipy_choose
-    except (
-        ImportError
-    ):  # scipy is a dependency, but keep the benchmark usable without it
+    except ImportError:
         scipy_choose = None
     summary = Table(
         "conv1d: method='auto' vs the best of direct and fft over the grid",

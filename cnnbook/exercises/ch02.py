@@ -1,7 +1,8 @@
 """Checkers for the exercises of Chapter 2 (convolution becomes multiplication).
 
-Expected answers are written out here or computed with ``numpy.fft`` directly, independent of
-``cnnbook.fft``, so a checker cannot agree with a bug in the code it teaches.
+Expected answers are written out here or computed with ``numpy.fft`` directly,
+independent of ``cnnbook.fft``, so a checker cannot agree with a bug in the code it
+teaches.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ def _circular_reference(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def check_circular_conv(fn: Callable) -> CheckResult:
-    """``fn(x, w)`` returns the circular convolution of x (length N) with w (length K ≤ N):
-    ``y[i] = sum_j x[(i - j) mod N] * w[j]``, length N."""
+    """``fn(x, w)``: the circular convolution of x (length N) with w (length K ≤ N).
+
+    ``y[i] = sum_j x[(i - j) mod N] * w[j]``, length N.
+    """
     x4 = np.array([1.0, 2.0, 3.0, 4.0])
     rng = np.random.default_rng(2)
     x9 = rng.normal(size=9).round(3)
@@ -34,12 +37,14 @@ def check_circular_conv(fn: Callable) -> CheckResult:
         Case(
             (x4, np.array([0.0, 1.0])),
             np.array([4.0, 1.0, 2.0, 3.0]),
-            hint="[0, 1] delays by one sample, and the last sample wraps around to the front",
+            hint="[0, 1] delays by one sample, and the last sample wraps around "
+            "to the front",
         ),
         Case(
             (x4, np.array([1.0, 1.0])),
             np.array([5.0, 3.0, 5.0, 7.0]),
-            hint="y[0] = x[0]·w[0] + x[-1 mod 4]·w[1] = 1 + 4: the index wraps, it is not zero",
+            hint="y[0] = x[0]·w[0] + x[-1 mod 4]·w[1] = 1 + 4: the index wraps, "
+            "it is not zero",
         ),
         Case(
             (x4, np.array([1.0, 0.0, 0.0, 2.0])),
@@ -56,8 +61,11 @@ def check_circular_conv(fn: Callable) -> CheckResult:
 
 
 def check_padded_length(fn: Callable) -> CheckResult:
-    """``fn(n, k)`` returns the smallest power of two P such that the circular convolution of
-    length P of the zero-padded inputs equals their full linear convolution (length n + k - 1)."""
+    """``fn(n, k)``: the smallest power of two P for which FFT convolution is linear.
+
+    That is, the circular convolution of length P of the zero-padded inputs equals
+    their full linear convolution (length n + k - 1).
+    """
     cases = [
         Case(
             (5, 4),
@@ -67,7 +75,8 @@ def check_padded_length(fn: Callable) -> CheckResult:
         Case(
             (5, 5),
             16,
-            hint="n + k - 1 = 9 samples need P ≥ 9; P = 8 would wrap the last sample onto the first",
+            hint="n + k - 1 = 9 samples need P ≥ 9; P = 8 would wrap the last sample "
+            "onto the first",
         ),
         Case((1, 1), 1, hint="one sample times one sample is one sample"),
         Case((100, 3), 128),
@@ -88,12 +97,14 @@ def check_ifft_via_fft(fn: Callable) -> CheckResult:
         Case(
             (np.array([4.0 + 0j, 0, 0, 0]),),
             np.array([1.0 + 0j, 1, 1, 1]),
-            hint="the inverse divides by N: a spike of 4 at frequency 0 is the constant 1",
+            hint="the inverse divides by N: a spike of 4 at frequency 0 is the "
+            "constant 1",
         ),
         Case(
             (np.array([0j, 4, 0, 0]),),
             np.fft.ifft(np.array([0j, 4, 0, 0])),
-            hint="the inverse turns the other way round the circle: exp(+2πi jk/N); conjugate "
+            hint="the inverse turns the other way round the circle: exp(+2πi jk/N); "
+            "conjugate "
             "before and after the forward transform",
         ),
     ]
