@@ -1,9 +1,11 @@
-"""Layer- and model-level gradients against ``torch.autograd`` (skipped when PyTorch is absent).
+"""Layer- and model-level gradients against ``torch.autograd`` (skipped when PyTorch is
+absent).
 
-tests/test_torch_reference.py compares the functional kernels one by one; this file checks what the
-chapter on backpropagation promises on top of them: the layers' ``grads`` dicts, ``Sequential.backward``
-through a whole model with its loss, and a strided, dilated chain with ReLU *before* pooling (windows
-full of exact zeros: ties, plus ReLU's gradient convention at 0, must combine exactly as in torch).
+tests/test_torch_reference.py compares the functional kernels one by one; this file
+checks what the chapter on backpropagation promises on top of them: the layers'
+``grads`` dicts, ``Sequential.backward`` through a whole model with its loss, and a
+strided, dilated chain with ReLU *before* pooling (windows full of exact zeros: ties,
+plus ReLU's gradient convention at 0, must combine exactly as in torch).
 """
 
 import numpy as np
@@ -20,7 +22,8 @@ TOL = dict(rtol=1e-9, atol=1e-11)
 
 
 def torch_twin(model):
-    """The same architecture in PyTorch (float64), with our model's weights copied in."""
+    """The same architecture in PyTorch (float64), with our model's weights copied
+    in."""
     mods = []
     for layer in model:
         if isinstance(layer, layers.Conv2d):

@@ -1,7 +1,8 @@
 """The conventions table of Chapter 3, one test per row.
 
 Each test proves one statement of the table in chapters/03_conv_layer.ipynb about what
-``cnnbook.functional.conv2d`` computes compared with NumPy, SciPy and (when installed) PyTorch.
+``cnnbook.functional.conv2d`` computes compared with NumPy, SciPy and (when installed)
+PyTorch.
 """
 
 import numpy as np
@@ -49,7 +50,8 @@ def test_numpy_correlate_and_convolve():
     )
 
 
-# Row: torch.nn.functional.conv2d computes the same cross-correlation (with stride, padding, dilation).
+# Row: torch.nn.functional.conv2d computes the same cross-correlation (with stride,
+# padding, dilation).
 def test_torch_conv2d_is_the_same_function():
     torch = pytest.importorskip("torch")
     for stride, padding, dilation in [(1, 0, 1), (2, 1, 1), ((1, 2), (2, 0), (2, 1))]:
@@ -65,7 +67,8 @@ def test_torch_conv2d_is_the_same_function():
         )
 
 
-# Row: NCHW (PyTorch, cnnbook) vs NHWC (TensorFlow's default): the same numbers, transposed;
+# Row: NCHW (PyTorch, cnnbook) vs NHWC (TensorFlow's default): the same numbers,
+# transposed;
 # TensorFlow's kernels are (kH, kW, in, out).
 def test_nhwc_is_a_transpose_of_nchw():
     x_nhwc = X4.transpose(0, 2, 3, 1)  # (N, H, W, C)
@@ -80,7 +83,8 @@ def test_nhwc_is_a_transpose_of_nchw():
     )
 
 
-# Row: weight layout (out_channels, in_channels, kH, kW): w[f, c] is the kernel that output
+# Row: weight layout (out_channels, in_channels, kH, kW): w[f, c] is the kernel that
+# output
 # channel f applies to input channel c.
 def test_weight_layout_out_in_kh_kw():
     w = np.zeros_like(W4)
@@ -99,7 +103,8 @@ def test_weight_layout_matches_torch_conv2d_module():
     assert tuple(layer.weight.shape) == W4.shape
 
 
-# Row: "same" padding, odd kernel: p = d(k - 1)/2 on each side keeps H and W at stride 1.
+# Row: "same" padding, odd kernel: p = d(k - 1)/2 on each side keeps H and W at stride
+# 1.
 @pytest.mark.parametrize("k, d", [(1, 1), (3, 1), (5, 1), (7, 1), (3, 2), (5, 3)])
 def test_same_padding_odd_kernel_is_symmetric(k, d):
     w = np.ones((1, 3, k, k))
@@ -109,7 +114,8 @@ def test_same_padding_odd_kernel_is_symmetric(k, d):
 
 
 # Row: "same" padding, even kernel: the total d(k-1) is odd, the extra zero goes after
-# (bottom/right), as in PyTorch's padding="same" and scipy.signal.correlate2d(mode="same").
+# (bottom/right), as in PyTorch's padding="same" and
+# scipy.signal.correlate2d(mode="same").
 @pytest.mark.parametrize("k", [2, 4])
 def test_same_padding_even_kernel_extra_after(k):
     w = RNG.standard_normal((k, k))
@@ -136,7 +142,8 @@ def test_same_padding_even_kernel_matches_torch():
     )
 
 
-# Row: a stride that does not divide evenly drops the last rows/columns: they never reach the output.
+# Row: a stride that does not divide evenly drops the last rows/columns: they never
+# reach the output.
 def test_stride_drops_the_last_rows():
     x = RNG.standard_normal((1, 1, 8, 8))
     w = RNG.standard_normal((1, 1, 3, 3))

@@ -29,7 +29,8 @@ def test_not_implemented_message():
     assert not result and "not implemented yet" in repr(result)
 
 
-# --------------------------------------------------------------------------- output shape
+# --------------------------------------------------------------------------- output
+# shape
 
 
 def shape_by_formula(x_shape, w_shape, stride, padding, dilation):
@@ -155,7 +156,8 @@ def test_corr2d_flipped_kernel_hint():
     assert "does not flip" in repr(result)
 
 
-# --------------------------------------------------------------------------- same padding
+# --------------------------------------------------------------------------- same
+# padding
 
 
 def same_padding(k, dilation=1):

@@ -5,7 +5,7 @@ import pytest
 
 from cnnbook.exercises import check_max_pool_single, check_pool_output_shape, check_relu
 
-# --- pool_output_shape --------------------------------------------------------------------------
+# --- pool_output_shape ----------------------------------------------------------------
 
 
 def shape_right(shape, kernel_size, stride=None, padding=0):
@@ -81,7 +81,7 @@ def test_pool_output_shape_rejects(wrong):
     assert result.message.startswith("✗")
 
 
-# --- max_pool_single ----------------------------------------------------------------------------
+# --- max_pool_single ------------------------------------------------------------------
 
 
 def pool_loops(x, k, stride):
@@ -166,7 +166,7 @@ def test_max_pool_single_hint_for_zero_start():
     assert "-inf" in check_max_pool_single(pool_zero_start).message
 
 
-# --- relu ---------------------------------------------------------------------------------------
+# --- relu -----------------------------------------------------------------------------
 
 
 def relu_right(x):

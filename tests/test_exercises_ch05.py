@@ -5,7 +5,7 @@ import pytest
 
 from cnnbook.exercises import check_cross_entropy, check_linear_size, check_softmax
 
-# --- softmax ------------------------------------------------------------------------------------
+# --- softmax --------------------------------------------------------------------------
 
 
 def softmax_right(z):
@@ -54,7 +54,7 @@ def test_softmax_rejects(wrong):
     assert result.message.startswith("✗")
 
 
-# --- cross_entropy ------------------------------------------------------------------------------
+# --- cross_entropy --------------------------------------------------------------------
 
 
 def ce_right(logits, targets):
@@ -104,7 +104,7 @@ def test_cross_entropy_rejects(wrong):
     assert result.message.startswith("✗")
 
 
-# --- linear_size --------------------------------------------------------------------------------
+# --- linear_size ----------------------------------------------------------------------
 
 
 def size_right(feature_shape, out_features, bias=True):

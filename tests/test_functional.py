@@ -1,4 +1,5 @@
-"""cnnbook.functional (fast path) against cnnbook.naive (the loops), the formulas and error cases."""
+"""cnnbook.functional (fast path) against cnnbook.naive (the loops), the formulas and
+error cases."""
 
 import math
 
@@ -18,7 +19,8 @@ TOL = dict(rtol=1e-10, atol=1e-10)
 
 @st.composite
 def conv_problem(draw):
-    """Small random conv problems with every hyper-parameter drawn, always geometrically valid."""
+    """Small random conv problems with every hyper-parameter drawn, always geometrically
+    valid."""
     n, c, f = draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
@@ -140,7 +142,8 @@ def test_conv2d_backward_matches_loops(p):
 
 @given(conv_problem())
 def test_col2im_is_adjoint_of_im2col(p):
-    # <im2col(x), c> == <x, col2im(c)> for all x, c: the defining property of the adjoint.
+    # <im2col(x), c> == <x, col2im(c)> for all x, c: the defining property of the
+    # adjoint.
     x = p["x"]
     k = p["w"].shape[2:]
     args = (k, p["stride"], p["padding"], p["dilation"])
@@ -279,7 +282,8 @@ def test_linear_matches_loops(n, k, o, seed):
         np.testing.assert_allclose(fast, slow, **TOL)
 
 
-# ---------------------------------------------------------------- softmax, cross-entropy
+# ---------------------------------------------------------------- softmax,
+# cross-entropy
 
 
 @given(
@@ -488,12 +492,14 @@ def test_im2col_col2im_errors():
         F.im2col(X.astype(int), 3)
 
 
-# ---------------------------------------------------------------- conv2d methods (im2col / numba)
+# ---------------------------------------------------------------- conv2d methods
+# (im2col / numba)
 
 
 @given(conv_problem(), st.sampled_from(["im2col", "auto"]))
 def test_conv_every_method_matches_loops(p, method):
-    """Both paths of functional.conv2d equal the seven loops, whichever one "auto" picks."""
+    """Both paths of functional.conv2d equal the seven loops, whichever one "auto"
+    picks."""
     args = (p["stride"], p["padding"], p["dilation"])
     out = F.conv2d(p["x"], p["w"], p["b"], *args, method=method)
     np.testing.assert_allclose(out, N.conv2d(p["x"], p["w"], p["b"], *args), **TOL)
@@ -542,3 +548,46 @@ def test_conv_method_errors():
     if F._HAVE_NUMBA:
         with pytest.raises(ValueError, match="needs stride 1"):
             F.conv2d(x, w, stride=2, method="numba")
+
+
+# ---------------------------------------------------------------- the im2col core
+
+
+@given(conv_problem())
+def test_conv2d_im2col_is_the_im2col_path_of_conv2d(p):
+    """The hook-free core Chapter 3 shows is exactly what conv2d runs for im2col."""
+    args = (p["stride"], p["padding"], p["dilation"])
+    core = F.conv2d_im2col(p["x"], p["w"], p["b"], *args)
+    np.testing.assert_array_equal(
+        core, F.conv2d(p["x"], p["w"], p["b"], *args, method="im2col")
+    )
+    np.testing.assert_array_equal(
+        core, F.conv2d(p["x"], p["w"], p["b"], *args, gemm=np.matmul)
+    )
+    np.testing.assert_allclose(core, N.conv2d(p["x"], p["w"], p["b"], *args), **TOL)
+
+
+def test_conv2d_im2col_rejects_what_conv2d_rejects():
+    x, w = np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 3, 3))
+    for call, error, match in [
+        (lambda f: f(x, np.zeros((3, 1, 3, 3))), ValueError, "channel mismatch"),
+        (lambda f: f(x, w, padding=0, dilation=3), ValueError, "kernel larger"),
+        (lambda f: f(x.astype(int), w), TypeError, "float"),
+        (lambda f: f(x, w, np.zeros(2)), ValueError, "bias"),
+    ]:
+        for f in (F.conv2d, F.conv2d_im2col):
+            with pytest.raises(error, match=match):
+                call(f)
+
+
+def test_gemm_is_used_for_the_im2col_product():
+    calls = []
+
+    def gemm(a, b):
+        calls.append((a.shape, b.shape))
+        return np.matmul(a, b)
+
+    x, w = np.ones((2, 1, 5, 5)), np.ones((4, 1, 3, 3))
+    out = F.conv2d(x, w, gemm=gemm)
+    assert calls == [((4, 9), (2, 9, 9))]
+    np.testing.assert_array_equal(out, np.full((2, 4, 3, 3), 9.0))

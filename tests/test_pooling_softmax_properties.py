@@ -1,7 +1,9 @@
-"""Properties of pooling, ReLU, softmax and the fully connected layer (Chapters 4 and 5).
+"""Properties of pooling, ReLU, softmax and the fully connected layer (Chapters 4 and
+5).
 
-Hypothesis draws small shapes, kernels, strides and paddings; every property is one the chapters
-state and rely on (pooling and ReLU commute, softmax ignores a constant per row, ...).
+Hypothesis draws small shapes, kernels, strides and paddings; every property is one the
+chapters state and rely on (pooling and ReLU commute, softmax ignores a constant per
+row, ...).
 """
 
 import math
@@ -17,7 +19,8 @@ from cnnbook import naive
 
 @st.composite
 def pool_setups(draw, max_padding=True):
-    """(x, kernel_size, stride, padding) with a valid, small pooling problem, float64 NCHW."""
+    """(x, kernel_size, stride, padding) with a valid, small pooling problem, float64
+    NCHW."""
     k = draw(st.integers(1, 3))
     s = draw(st.integers(1, 3))
     p = draw(st.integers(0, k // 2)) if max_padding else 0
@@ -32,13 +35,14 @@ def pool_setups(draw, max_padding=True):
 
 
 def _windows(x, k, s, p):
-    """The pooling windows as an array (N, C, Ho, Wo, k, k), padded with -inf (a test reference)."""
+    """The pooling windows as an array (N, C, Ho, Wo, k, k), padded with -inf (a test
+    reference)."""
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=-np.inf)
     win = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))
     return win[:, :, ::s, ::s]
 
 
-# --- max pooling --------------------------------------------------------------------------------
+# --- max pooling ----------------------------------------------------------------------
 
 
 @given(pool_setups())
@@ -67,7 +71,8 @@ def test_max_pool_naive_equals_fast(setup):
 
 @given(pool_setups())
 def test_max_pool_and_relu_commute(setup):
-    # Both are monotone and max pooling only selects values, so the two orders agree exactly.
+    # Both are monotone and max pooling only selects values, so the two orders agree
+    # exactly.
     x, k, s, p = setup
     pooled_then_relu = F.relu(F.max_pool2d(x, k, stride=s, padding=p))
     relu_then_pooled = F.max_pool2d(F.relu(x), k, stride=s, padding=p)
@@ -87,7 +92,8 @@ def test_max_pool_commutes_with_increasing_affine_maps(setup, a, b):
 
 @given(pool_setups())
 def test_max_pool_outputs_are_input_values_and_finite(setup):
-    # Padding is at most half the window, so every window holds a real value: never -inf.
+    # Padding is at most half the window, so every window holds a real value: never
+    # -inf.
     x, k, s, p = setup
     out = F.max_pool2d(x, k, stride=s, padding=p)
     assert np.isfinite(out).all()
@@ -157,7 +163,7 @@ def test_pooling_rejects_bad_input():
         F.max_pool2d(x, 5)  # window larger than the input
 
 
-# --- ReLU ---------------------------------------------------------------------------------------
+# --- ReLU -----------------------------------------------------------------------------
 
 
 @given(st.integers(0, 2**32 - 1))
@@ -171,7 +177,7 @@ def test_relu_properties(seed):
     assert not np.shares_memory(r, x)
 
 
-# --- softmax, log-softmax, cross-entropy --------------------------------------------------------
+# --- softmax, log-softmax, cross-entropy ----------------------------------------------
 
 
 @st.composite
@@ -260,7 +266,7 @@ def test_softmax_extreme_logits_exact():
         )
 
 
-# --- fully connected layer ----------------------------------------------------------------------
+# --- fully connected layer ------------------------------------------------------------
 
 
 @given(
@@ -290,7 +296,7 @@ def test_linear_rejects_mismatched_shapes():
         )  # bias must have out_features
 
 
-# --- PyTorch as a reference, when it is installed -----------------------------------------------
+# --- PyTorch as a reference, when it is installed -------------------------------------
 
 
 @given(pool_setups())

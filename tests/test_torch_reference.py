@@ -1,7 +1,8 @@
-"""cnnbook.functional against PyTorch, when PyTorch is installed (it is optional: skipped otherwise).
+"""cnnbook.functional against PyTorch, when PyTorch is installed (it is optional:
+skipped otherwise).
 
-Forward results must equal ``torch.nn.functional`` and gradients must equal ``torch.autograd``,
-in float64, including stride, padding and dilation.
+Forward results must equal ``torch.nn.functional`` and gradients must equal
+``torch.autograd``, in float64, including stride, padding and dilation.
 """
 
 import numpy as np

@@ -16,28 +16,40 @@ def _out(n: int, k: int, s: int, p: int, d: int) -> int:
 
 
 def check_conv_output_shape(fn: Callable) -> CheckResult:
-    """``fn(x_shape, w_shape, stride, padding, dilation)`` returns the output shape ``(N, F, Ho, Wo)``
-    of ``conv2d`` for ``x_shape = (N, C, H, W)``, ``w_shape = (F, C, kH, kW)`` and int hyper-parameters."""
+    """``fn(x_shape, w_shape, stride, padding, dilation)`` returns the output shape
+    ``(N, F, Ho, Wo)`` of ``conv2d`` for ``x_shape = (N, C, H, W)``, ``w_shape = (F, C,
+    kH, kW)`` and int hyper-parameters."""
     cases = [
         Case(
             ((1, 1, 5, 5), (1, 1, 3, 3), 1, 0, 1),
             (1, 1, 3, 3),
-            hint="without padding a 3x3 kernel fits in 5 - 3 + 1 = 3 positions per axis",
+            hint=(
+                "without padding a 3x3 kernel fits in 5 - 3 + 1 = 3 positions per axis"
+            ),
         ),
         Case(
             ((8, 3, 28, 28), (16, 3, 3, 3), 1, 1, 1),
             (8, 16, 28, 28),
-            hint="the channel axis of the output counts filters (w_shape[0]), not input channels",
+            hint=(
+                "the channel axis of the output counts filters (w_shape[0]), not input "
+                "channels"
+            ),
         ),
         Case(
             ((2, 1, 7, 9), (4, 1, 3, 2), 2, 0, 1),
             (2, 4, 3, 4),
-            hint="rows and columns have their own kernel size: kH = w_shape[2], kW = w_shape[3]",
+            hint=(
+                "rows and columns have their own kernel size: kH = w_shape[2], kW = "
+                "w_shape[3]"
+            ),
         ),
         Case(
             ((1, 2, 8, 8), (3, 2, 3, 3), 2, 0, 1),
             (1, 3, 3, 3),
-            hint="when the stride does not divide evenly the last row is dropped: round down",
+            hint=(
+                "when the stride does not divide evenly the last row is dropped: round "
+                "down"
+            ),
         ),
         Case(
             ((1, 1, 10, 10), (1, 1, 3, 3), 1, 0, 2),
@@ -68,8 +80,9 @@ def _corr2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarr
 
 
 def check_corr2d_single(fn: Callable) -> CheckResult:
-    """``fn(x, w, stride=1, padding=0)``: 2-D cross-correlation of one channel, ``x: (H, W)``,
-    ``w: (kH, kW)``, zero padding on every side, as ``cnnbook.functional.conv2d`` computes it."""
+    """``fn(x, w, stride=1, padding=0)``: 2-D cross-correlation of one channel, ``x: (H,
+    W)``, ``w: (kH, kW)``, zero padding on every side, as ``cnnbook.functional.conv2d``
+    computes it."""
     rng = np.random.default_rng(3)
     x5 = np.arange(25.0).reshape(5, 5)
     edge = np.array([[1.0, 0.0, -1.0]])
@@ -81,12 +94,18 @@ def check_corr2d_single(fn: Callable) -> CheckResult:
         Case(
             (x5, np.ones((2, 2))),
             _corr2d(x5, np.ones((2, 2)), 1, 0),
-            hint="output (H - kH + 1, W - kW + 1); each entry sums a kH x kW window times w",
+            hint=(
+                "output (H - kH + 1, W - kW + 1); each entry sums a kH x kW window "
+                "times w"
+            ),
         ),
         Case(
             (x5, edge),
             _corr2d(x5, edge, 1, 0),
-            hint="cross-correlation does not flip the kernel: w[0, 0] multiplies the window's top-left pixel",
+            hint=(
+                "cross-correlation does not flip the kernel: w[0, 0] multiplies the "
+                "window's top-left pixel"
+            ),
         ),
         Case(
             (x_rect, w_rect),
@@ -97,7 +116,10 @@ def check_corr2d_single(fn: Callable) -> CheckResult:
             (x8, w3),
             _corr2d(x8, w3, 2, 0),
             kwargs={"stride": 2},
-            hint="stride s: output (oh, ow) starts at input (oh·s, ow·s); round the size down",
+            hint=(
+                "stride s: output (oh, ow) starts at input (oh·s, ow·s); round the "
+                "size down"
+            ),
         ),
         Case(
             (x5, w3),
@@ -111,9 +133,10 @@ def check_corr2d_single(fn: Callable) -> CheckResult:
 
 
 def check_same_padding(fn: Callable) -> CheckResult:
-    """``fn(k, dilation=1)`` returns ``(before, after)``: the zero padding that keeps the size of an
-    input unchanged at stride 1, with the extra pixel *after* (bottom/right) when the total is odd,
-    like PyTorch's ``padding="same"`` and ``scipy.signal.correlate2d(..., "same")``."""
+    """``fn(k, dilation=1)`` returns ``(before, after)``: the zero padding that keeps
+    the size of an input unchanged at stride 1, with the extra pixel *after*
+    (bottom/right) when the total is odd, like PyTorch's ``padding="same"`` and
+    ``scipy.signal.correlate2d(..., "same")``."""
     cases = [
         Case((3,), (1, 1), hint="a 3-tap kernel needs one pixel on each side"),
         Case((1,), (0, 0), hint="a 1x1 kernel never needs padding"),
@@ -121,7 +144,9 @@ def check_same_padding(fn: Callable) -> CheckResult:
         Case(
             (2,),
             (0, 1),
-            hint="the total padding is k - 1; when it is odd the extra pixel goes after",
+            hint=(
+                "the total padding is k - 1; when it is odd the extra pixel goes after"
+            ),
         ),
         Case((4,), (1, 2), hint="total 3: one before, two after"),
         Case(

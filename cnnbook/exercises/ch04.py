@@ -1,7 +1,8 @@
 """Checkers for Chapter 4, max pooling and ReLU.
 
-The expected answers are computed here with a few lines of NumPy of their own, independent of
-``cnnbook.functional``, so a checker cannot agree with a bug in the code it teaches.
+The expected answers are computed here with a few lines of NumPy of their own,
+independent of ``cnnbook.functional``, so a checker cannot agree with a bug in the code
+it teaches.
 """
 
 from __future__ import annotations
@@ -25,11 +26,12 @@ def _expected_shape(shape, kernel_size, stride=None, padding=0):
 
 
 def check_pool_output_shape(fn) -> CheckResult:
-    """``fn(shape, kernel_size, stride=None, padding=0)`` → the output shape of max pooling.
+    """``fn(shape, kernel_size, stride=None, padding=0)`` → the output shape of max
+    pooling.
 
-    ``shape`` is the input's ``(N, C, H, W)``; ``kernel_size``, ``stride`` and ``padding`` are
-    ints (square windows). The stride defaults to the kernel size, as in PyTorch. The answer is a
-    tuple of four Python ints.
+    ``shape`` is the input's ``(N, C, H, W)``; ``kernel_size``, ``stride`` and
+    ``padding`` are ints (square windows). The stride defaults to the kernel size, as in
+    PyTorch. The answer is a tuple of four Python ints.
     """
     specs = [
         (
@@ -84,7 +86,8 @@ def _max_pool_single(x: np.ndarray, k: int, s: int) -> np.ndarray:
 
 
 def check_max_pool_single(fn) -> CheckResult:
-    """``fn(x, k, stride)`` → max pooling of one 2-D map ``x: (H, W)`` with a k×k window, no padding.
+    """``fn(x, k, stride)`` → max pooling of one 2-D map ``x: (H, W)`` with a k×k
+    window, no padding.
 
     The output has shape ``((H - k)//stride + 1, (W - k)//stride + 1)``.
     """
@@ -96,19 +99,22 @@ def check_max_pool_single(fn) -> CheckResult:
             -1.0 - rng.random((4, 6)),
             2,
             2,
-            "every value here is negative: a running maximum must start at -inf (or the first value), not 0",
+            "every value here is negative: a running maximum must start at -inf (or "
+            "the first value), not 0",
         ),
         (
             rng.standard_normal((5, 7)),
             2,
             2,
-            "when the window does not fit, the last row/column is dropped: floor((H - k)/s) + 1 outputs",
+            "when the window does not fit, the last row/column is dropped: floor((H - "
+            "k)/s) + 1 outputs",
         ),
         (
             rng.standard_normal((7, 6)),
             3,
             1,
-            "overlapping windows: window (i, j) starts at row i*stride, column j*stride",
+            "overlapping windows: window (i, j) starts at row i*stride, column "
+            "j*stride",
         ),
         (
             rng.standard_normal((9, 8)),
@@ -124,7 +130,8 @@ def check_max_pool_single(fn) -> CheckResult:
 
 
 def check_relu(fn) -> CheckResult:
-    """``fn(x)`` → ``max(x, 0)`` elementwise, a new array of the same shape and dtype; ``x`` unchanged."""
+    """``fn(x)`` → ``max(x, 0)`` elementwise, a new array of the same shape and dtype;
+    ``x`` unchanged."""
     require_function("relu", fn)
     rng = np.random.default_rng(44)
     inputs = [

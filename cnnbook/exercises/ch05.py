@@ -1,7 +1,7 @@
 """Checkers for Chapter 5, softmax and the fully connected layer.
 
-The expected answers are computed here in float64 with NumPy alone (``np.logaddexp.reduce`` for
-the log-sum-exp), independent of ``cnnbook.functional``.
+The expected answers are computed here in float64 with NumPy alone
+(``np.logaddexp.reduce`` for the log-sum-exp), independent of ``cnnbook.functional``.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ def _logit_cases(rng):
         (square, "subtract each row's own maximum: z.max(axis=-1, keepdims=True)"),
         (
             np.array([[1000.0, 1001.0, 1002.0], [-5.0, 0.0, 5.0]]),
-            "exp(1000) overflows to inf: subtract the row's maximum before exponentiating",
+            "exp(1000) overflows to inf: subtract the row's maximum before "
+            "exponentiating",
         ),
         (
             np.array([[1e4, -1e4, 0.0, 1e4], [-1e4, -1e4 + 1.0, -1e4 + 2.0, -1e4]]),
-            "logits of ±1e4: subtract each row's own maximum (a single maximum over the whole batch "
+            "logits of ±1e4: subtract each row's own maximum (a single maximum over "
+            "the whole batch "
             "leaves rows whose exponentials all underflow to 0, and 0/0 is nan)",
         ),
         (
@@ -46,7 +48,8 @@ def _logit_cases(rng):
 
 
 def check_softmax(fn) -> CheckResult:
-    """``fn(z)`` → the softmax of every row of ``z: (N, K)``, finite for any finite logits."""
+    """``fn(z)`` → the softmax of every row of ``z: (N, K)``, finite for any finite
+    logits."""
     rng = np.random.default_rng(5)
     cases = [
         Case((z,), np.exp(_log_softmax(z)), hint=hint) for z, hint in _logit_cases(rng)
@@ -56,17 +59,21 @@ def check_softmax(fn) -> CheckResult:
 
 
 def check_cross_entropy(fn) -> CheckResult:
-    """``fn(logits, targets)`` → mean over the batch of ``-log softmax(logits)[n, targets[n]]``.
+    """``fn(logits, targets)`` → mean over the batch of ``-log softmax(logits)[n,
+    targets[n]]``.
 
-    ``logits: (N, K)`` floats, ``targets: (N,)`` integer class indices; returns a Python float.
+    ``logits: (N, K)`` floats, ``targets: (N,)`` integer class indices; returns a Python
+    float.
     """
     rng = np.random.default_rng(55)
-    # Equal logits give every class probability 1/10: the mean loss is ln 10 (the sum is 8 ln 10).
+    # Equal logits give every class probability 1/10: the mean loss is ln 10 (the sum is
+    # 8 ln 10).
     cases = [
         Case(
             (np.zeros((8, 10)), np.arange(8) % 10),
             float(np.log(10)),
-            hint="equal logits give each of 10 classes probability 1/10, so every example "
+            hint="equal logits give each of 10 classes probability 1/10, so every "
+            "example "
             "loses ln 10 and so does the batch *mean* (do not sum)",
         )
     ]
@@ -87,7 +94,8 @@ def check_cross_entropy(fn) -> CheckResult:
             hint = "take one entry per row, the target's: logp[np.arange(N), targets]"
         elif "±1e4" in hint or "1000" in hint:
             hint = (
-                "with huge logits softmax rounds to exactly 0 and log(0) = -inf: compute "
+                "with huge logits softmax rounds to exactly 0 and log(0) = -inf: "
+                "compute "
                 "log-softmax directly as z - max - log(sum(exp(z - max)))"
             )
         cases.append(Case((z, targets), expected, hint=hint))
@@ -95,11 +103,12 @@ def check_cross_entropy(fn) -> CheckResult:
 
 
 def check_linear_size(fn) -> CheckResult:
-    """``fn(feature_shape, out_features, bias=True)`` → ``(in_features, n_params)`` of a ``Linear`` layer.
+    """``fn(feature_shape, out_features, bias=True)`` → ``(in_features, n_params)`` of a
+    ``Linear`` layer.
 
-    ``feature_shape`` is the ``(C, H, W)`` of one example's pooled feature maps, which ``Flatten``
-    turns into a vector of ``in_features`` numbers; the layer has a weight ``(out, in)`` and, if
-    ``bias``, a bias ``(out,)``. Both answers are ints.
+    ``feature_shape`` is the ``(C, H, W)`` of one example's pooled feature maps, which
+    ``Flatten`` turns into a vector of ``in_features`` numbers; the layer has a weight
+    ``(out, in)`` and, if ``bias``, a bias ``(out,)``. Both answers are ints.
     """
     specs = [
         ((1, 28, 28), 10, False, "a weight (out, in) holds out·in numbers"),
