@@ -1,4 +1,8 @@
-"""The README promises exactly two set-up commands, and CI must run the same test command."""
+"""The README and CI agree: two set-up commands, CI runs the same test command.
+
+Also: the contributor section states the printing rule and the re-lock steps, and CI
+runs the robustness pass and fails on it.
+"""
 
 import re
 from pathlib import Path
@@ -35,3 +39,45 @@ def test_ci_builds_the_book_strictly_and_treats_no_tests_as_failure():
     ci = (ROOT / ".ci" / "run").read_text()
     assert "jupyter-book build . -W -n --keep-going" in ci
     assert '"$status" -eq 5' in ci
+
+
+def _section(title: str) -> str:
+    readme = (ROOT / "README.md").read_text()
+    assert f"\n## {title}\n" in readme, f"README has a '## {title}' section"
+    return readme.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_contributor_section_states_the_printing_rule():
+    text = _section("Contributing")
+    for phrase in (
+        "never prints digits that depend on rounding",
+        "nbval-ignore-output",
+        'below("max relative error", err, 1e-7)',
+        "claim(",
+        "glue",
+        "cnnbook.machine.facts()",
+        "NPY_DISABLE_CPU_FEATURES",
+    ):
+        assert phrase in text, phrase
+
+
+def test_relock_command_is_the_one_that_made_the_lock():
+    """The README's re-lock command is the one uv recorded in requirements.txt."""
+    text = _section("Contributing")
+    commands = re.findall(r"^\s*(uv pip compile .+)$", text, flags=re.M)
+    header = (ROOT / "requirements.txt").read_text().splitlines()[:5]
+    recorded = [ln.lstrip("# ").strip() for ln in header if "uv pip compile" in ln]
+    assert commands and recorded and commands[0].strip() == recorded[0]
+    for step in ("requirements.in", "re-execute every notebook", "bash .ci/run"):
+        assert step in text, step
+
+
+def test_ci_runs_the_robustness_pass_and_fails_on_it():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "narrow=$(.venv/bin/python .ci/narrow_simd.py)" in ci
+    assert 'NPY_DISABLE_CPU_FEATURES="$narrow"' in ci
+    assert (
+        "chapters/" in ci.split('NPY_DISABLE_CPU_FEATURES="$narrow" PYTHONHASHSEED')[1]
+    )
+    assert '"$robust" -eq 5' in ci
+    assert ci.rstrip().endswith('exit "$robust"')
