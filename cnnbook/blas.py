@@ -86,11 +86,12 @@ _NUMBA_MISSING = (
 )
 
 # The register tile of the micro-kernel: MR rows × NR columns of C held in registers.
-# An AVX-512 core has 32 vector registers of 16 floats: a 6 × 64 tile takes 24 of them
-# (6 rows × 4 vectors), 4 more hold the current row of the B micro-panel and 1 the
-# broadcast # element of A. For AVX2 (16 registers of 8 floats) the classic choice would
-# be 6 × 16. # Compile-time constants, so the compiler can unroll the tile loops
-# completely.
+# Sized for AVX-512, whose cores have 32 vector registers of 16 floats: a 6 × 64 tile
+# takes 24 of them (6 rows × 4 vectors), 4 more hold the current row of the B
+# micro-panel and 1 the broadcast element of A. On AVX2 (16 registers of 8 floats) the
+# same tile needs 48 registers for its accumulators alone and spills to memory; the
+# classic AVX2 choice is 6 × 16. Compile-time constants, so the compiler can unroll
+# the tile loops completely.
 MR = 6
 NR = 64
 
@@ -205,8 +206,8 @@ def block_sizes(
     kc`` block of A is reused for every micro-panel of B, so it stays in L2 next to it:
     a quarter of L2, ``mc = L2 / (4 · kc · 4)``. The ``kc × nc`` panel of B lives in L3:
     a quarter of it, ``nc = L3 / (4 · kc · 4)``. (The textbook rule, B micro-panel in
-    half of L1, gives kc = 96 here; Chapter 10 measures why the longer kc wins on a core
-    whose L2 is fast.)
+    half of L1, gives kc = 96 with a 48 KiB L1; Chapter 10 measures why a longer kc wins
+    on a core whose L2 is fast.)
 
     ``blocked`` (no packing): a row piece of C, ``nc`` floats, stays in L1 (an eighth of
     it) while ``kc`` rows of B stream past; the ``kc × nc`` block of B stays in half of
@@ -366,9 +367,9 @@ def micro_kernel(kb, a, b, C, i0, j0, mr, nr, alpha):
     b: (kb, NR).
 
     The tile ``acc`` lives in registers for all ``kb`` steps; each step is one outer
-    product: MR broadcasts of A times NR/16 vector loads of B, MR · NR/16 FMA
-    instructions. Only the ``mr × nr`` corner that exists in C is written back (edge
-    tiles are zero-padded in a and b).
+    product: MR broadcasts of A times NR/L vector loads of B, MR · NR/L FMA instructions
+    (L floats per vector register: 16 with AVX-512, 8 with AVX2). Only the ``mr × nr``
+    corner that exists in C is written back (edge tiles are zero-padded in a and b).
     """
     acc = numba.carray(_register_tile(), (MR, NR))
     for i in range(MR):
@@ -514,32 +515,8 @@ def _as_scalar(value, name: str) -> np.float32:
     return np.float32(value)
 
 
-def sgemm(
-    A,
-    B,
-    C=None,
-    alpha=1.0,
-    beta=0.0,
-    variant: str = "packed",
-    *,
-    blocks: BlockSizes | None = None,
-):
-    """``C ← αAB + βC`` in single precision with the tiny BLAS; returns C.
-
-    A: (m, k), B: (k, n), C: (m, n), all float32 (other dtypes → TypeError, no silent
-    casting).
-    ``C=None`` allocates a new result (then ``beta`` must be 0). A given C is updated in
-    place;
-    ``beta = 0`` ignores its old contents. ``variant`` is one of :data:`VARIANTS`;
-    ``blocks`` overrides the cache block sizes of "blocked", "packed" and "parallel"
-    (default
-    :func:`block_sizes`).
-
-    Transposed or otherwise non-contiguous A and B are *handled by copying* them into
-    row-major order first (an O(mk + kn) copy next to O(mnk) work). A non-contiguous C
-    is computed in a contiguous copy and written back. C must not share memory with A or
-    B (ValueError).
-    """
+def _sgemm_operands(A, B, C, alpha, beta, variant):
+    """The checks of :func:`sgemm`, done once at the boundary: ``(A, B, C, α, β)``."""
     if variant not in KERNELS:
         raise ValueError(
             f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}"
@@ -550,8 +527,7 @@ def sgemm(
         raise ValueError(
             f"sgemm: inner dimensions differ: A is {A.shape}, B is {B.shape}"
         )
-    m, k = A.shape
-    n = B.shape[1]
+    m, n = A.shape[0], B.shape[1]
     alpha = _as_scalar(alpha, "alpha")
     beta = _as_scalar(beta, "beta")
     if C is None:
@@ -576,6 +552,35 @@ def sgemm(
     if numba is None:
         raise ImportError(_NUMBA_MISSING)
 
+    return A, B, C, alpha, beta
+
+
+def sgemm(
+    A,
+    B,
+    C=None,
+    alpha=1.0,
+    beta=0.0,
+    variant: str = "packed",
+    *,
+    blocks: BlockSizes | None = None,
+):
+    """``C ← αAB + βC`` in single precision with the tiny BLAS; returns C.
+
+    A: (m, k), B: (k, n), C: (m, n), all float32 (other dtypes → TypeError, no silent
+    casting). ``C=None`` allocates a new result (then ``beta`` must be 0). A given C is
+    updated in place; ``beta = 0`` ignores its old contents. ``variant`` is one of
+    :data:`VARIANTS`; ``blocks`` overrides the cache block sizes of "blocked", "packed"
+    and "parallel" (default :func:`block_sizes`).
+
+    Transposed or otherwise non-contiguous A and B are *handled by copying* them into
+    row-major order first (an O(mk + kn) copy next to O(mnk) work). A non-contiguous C
+    is computed in a contiguous copy and written back. C must not share memory with A or
+    B (ValueError).
+    """
+    A, B, C, alpha, beta = _sgemm_operands(A, B, C, alpha, beta, variant)
+    m, k = A.shape
+    n = B.shape[1]
     A = np.ascontiguousarray(A)
     B = np.ascontiguousarray(B)
     out = C if C.flags.c_contiguous else np.ascontiguousarray(C)
@@ -599,17 +604,8 @@ def sgemm(
     return C
 
 
-def matmul(a, b, variant: str = "packed"):
-    """``numpy.matmul(a, b)`` for float32 arrays, every 2-D product done by
-    :func:`sgemm`.
-
-    Same semantics as ``a @ b``: 1-D operands are promoted to a row (a) or a column (b)
-    and the added axis is removed afterwards; leading (batch) axes broadcast. A 2-D
-    operand against a stack is folded into one large GEMM rather than one small GEMM per
-    matrix. Intended as the GEMM backend of :mod:`cnnbook.functional` and the layers
-    (``gemm=cnnbook.blas.matmul``, or ``functools.partial(cnnbook.blas.matmul,
-    variant="parallel")``).
-    """
+def _check_matmul_operands(a, b):
+    """The checks of :func:`matmul`: float32 NumPy arrays of at least one dimension."""
     for name, x in (("a", a), ("b", b)):
         if not isinstance(x, np.ndarray):
             raise TypeError(
@@ -624,6 +620,20 @@ def matmul(a, b, variant: str = "packed"):
             raise ValueError(
                 f"matmul: {name} is a scalar; matmul needs at least 1-D operands"
             )
+
+
+def matmul(a, b, variant: str = "packed"):
+    """``numpy.matmul(a, b)`` for float32 arrays, every 2-D product done by
+    :func:`sgemm`.
+
+    Same semantics as ``a @ b``: 1-D operands are promoted to a row (a) or a column (b)
+    and the added axis is removed afterwards; leading (batch) axes broadcast. A 2-D
+    operand against a stack is folded into one large GEMM rather than one small GEMM per
+    matrix. Intended as the GEMM backend of :mod:`cnnbook.functional` and the layers
+    (``gemm=cnnbook.blas.matmul``, or ``functools.partial(cnnbook.blas.matmul,
+    variant="parallel")``).
+    """
+    _check_matmul_operands(a, b)
     squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
     if squeeze_a:
         a = a[None, :]
@@ -637,9 +647,7 @@ def matmul(a, b, variant: str = "packed"):
     n = b.shape[-1]
     if a.ndim == 2 and b.ndim == 2:
         out = sgemm(a, b, variant=variant)
-    elif (
-        b.ndim == 2
-    ):  # a stack of matrices times one matrix: all rows of the stack at once
+    elif b.ndim == 2:  # a stack of matrices times one matrix: all rows at once
         out = sgemm(a.reshape(-1, k), b, variant=variant).reshape(*a.shape[:-2], m, n)
     elif a.ndim == 2:  # one matrix times a stack: the stack side by side, (k, batch·n)
         batch = b.shape[:-2]

@@ -206,7 +206,8 @@ def plot_profile(history, title: str = "", ax=None):
     mem_ax = None
     if ax is None:
         ncols = 2 if memory else 1
-        _, axes = plt.subplots(1, ncols, figsize=(5.2 * ncols, 3.4), squeeze=False)
+        size = (7.8, 3.0) if memory else (5.2, 3.0)
+        _, axes = plt.subplots(1, ncols, figsize=size, squeeze=False)
         ax, mem_ax = axes[0, 0], (axes[0, 1] if memory else None)
     epochs = np.arange(1, len(forward) + 1)
     times = np.concatenate([forward, backward]) * 1e3

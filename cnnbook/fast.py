@@ -269,7 +269,7 @@ def _fft_setup(x, w, b, stride, padding, dilation, fn):
             f"and dilation {dilation}"
         )
     # Transform size: at least the padded input (then the circular convolution never
-    # wraps around # onto the outputs we keep), rounded up to a size the FFT handles
+    # wraps around onto the outputs we keep), rounded up to a size the FFT handles
     # fast (Chapter 2).
     size = tuple(next_fast_len(n) for n in xp.shape[2:])
     return xp, w, b, out_hw, padding, size
@@ -321,9 +321,9 @@ def conv2d_fft_backward(dout, x, w, stride=1, padding=0, dilation=1):
 # --------------------------------------------------------------------------------------
 
 # Indices computed from strides could be negative as far as the compiler knows, and
-# numba then # adds NumPy's wrap-around (``a[-1]`` is the last element) to every access:
-# a test and a select # that keep LLVM from vectorizing. ``_index`` makes them unsigned;
-# :func:`_prepare` has already # checked they are in range. (The "signed" safety variant
+# numba then adds NumPy's wrap-around (``a[-1]`` is the last element) to every access:
+# a test and a select that keep LLVM from vectorizing. ``_index`` makes them unsigned;
+# :func:`_prepare` has already checked they are in range. (The "signed" safety variant
 # compiles the very same code with int64.)
 _index = np.uint64
 
@@ -482,7 +482,7 @@ def _backward_reordered(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw):
     T = dw_parts.shape[0]
     for t in numba.prange(T):
         # One partial sum per output column: independent additions vectorize, a single
-        # scalar # accumulator would be one long chain (the compiler may not reorder
+        # scalar accumulator would be one long chain (the compiler may not reorder
         # float additions).
         col_sum = np.zeros(Wo, dtype=xp.dtype)
         for n in range(t, N, T):
