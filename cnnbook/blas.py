@@ -570,7 +570,7 @@ def sgemm(
     A: (m, k), B: (k, n), C: (m, n), all float32 (other dtypes → TypeError, no silent
     casting). ``C=None`` allocates a new result (then ``beta`` must be 0). A given C is
     updated in place; ``beta = 0`` ignores its old contents. ``variant`` is one of
-    :data:`VARIANTS`; ``blocks`` overrides the cache block sizes of "blocked", "packed"
+    ``VARIANTS``; ``blocks`` overrides the cache block sizes of "blocked", "packed"
     and "parallel" (default :func:`block_sizes`).
 
     Transposed or otherwise non-contiguous A and B are *handled by copying* them into

@@ -5,21 +5,25 @@ Every function here computes exactly what :func:`cnnbook.functional.conv2d` and
 :func:`cnnbook.functional.conv2d_backward` compute (cross-correlation, NCHW, like
 PyTorch's ``F.conv2d``); only the way the work is organised changes.
 
-NumPy rungs (always available):
+NumPy rungs (always available)::
+
   ``conv2d_windows``        sliding windows + ``np.einsum``/``np.tensordot``
   ``conv2d_im2col_2d``      classic im2col: one (C·kH·kW, N·Ho·Wo) matrix and one GEMM
   ``conv2d_fft``            FFT convolution (Chapter 2), batched over images, channels,
                             filters
+
 each with its ``..._backward``.
 
 Compiled rungs (numba; ``pip install numba``): ``conv2d(..., kernel=...)`` and
-``conv2d_backward(..., kernel=...)`` with
+``conv2d_backward(..., kernel=...)`` with::
+
   ``"textbook"``   the seven loops in the order the formula is written,
   ``"reordered"``  the same loops, innermost loop over contiguous output columns,
   ``"parallel"``   the reordered loops with ``prange`` over the batch
                    (``numba.set_num_threads``),
   ``"joined"``     stride 1: the reordered loops with all output rows joined into one
                    long row,
+
 and, forward only, the safety-vs-speed variants of the reordered kernel:
 ``"boundscheck"``, ``"raise"`` (a check that can raise inside the innermost loop),
 ``"signed"`` (computed indices left signed, so numba must handle negative ones),
@@ -27,7 +31,7 @@ and, forward only, the safety-vs-speed variants of the reordered kernel:
 ``"flat_unsigned"`` (flattened arrays indexed by raw offsets, like C pointers).
 
 The book's rule, visible in every compiled function: validate once at the boundary
-(shapes, dtypes, padding, output size — :func:`_prepare`), then run loops that check
+(shapes, dtypes, padding, output size — ``_prepare``), then run loops that check
 nothing.
 """
 
@@ -631,7 +635,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, kernel="reordered")
     :func:`cnnbook.functional.conv2d`.
 
     x: (N, C, H, W), w: (F, C, kH, kW), b: (F,) or None → (N, F, Ho, Wo), dtype of x.
-    ``kernel`` is one of :data:`KERNELS`; ``"parallel"`` uses
+    ``kernel`` is one of ``KERNELS``; ``"parallel"`` uses
     ``numba.get_num_threads()`` threads, ``"joined"`` needs stride 1.
     """
     fn = _kernel(KERNELS, kernel, "forward")

@@ -175,7 +175,7 @@ def fft_conv2d(x, w, mode: str = "full") -> np.ndarray:
 
     x: (H, W) or a stack (..., H, W), w: (kH, kW) → like
     ``scipy.signal.convolve2d(x, w, mode)`` for each image: 'full'
-    (H+kH-1, W+kW-1), 'same' (H, W) centred, 'valid' (|H-kH|+1, |W-kW|+1), which
+    (H+kH-1, W+kW-1), 'same' (H, W) centred, 'valid' (``|H-kH|+1``, ``|W-kW|+1``), which
     needs one of image and kernel at least as large as the other in both
     dimensions. A stack is transformed in one batched call.
     """

@@ -368,11 +368,11 @@ def gradcheck(
     """Relative errors of ``layer.backward`` for ``"input"`` and every parameter.
 
     layer: a layer or model with ``forward(x)`` and ``backward(dout) -> dx``; its
-        parameters come from ``named_parameters()`` (Sequential: ``"0.weight"``) or
-        the ``params``/``grads`` dicts (``"weight"``, ``"bias"``); float64.
+    parameters come from ``named_parameters()`` (Sequential: ``"0.weight"``) or
+    the ``params``/``grads`` dicts (``"weight"``, ``"bias"``); float64.
     x: the input; a float64 copy is used. eps: the central-difference step.
     seed: fixes ``R`` and the probed entries. max_entries: larger tensors are probed
-        on a sample. tol: the tolerance the report prints its claims against.
+    on a sample. tol: the tolerance the report prints its claims against.
 
     Returns a :class:`GradcheckReport`, a dict ``{name: relative error}``. Parameters
     are left as they were; the layer's cache and ``grads`` reflect the last pass.

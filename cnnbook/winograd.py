@@ -99,7 +99,7 @@ def winograd_matrices(m: int, r: int, points=None, *, exact: bool = False):
     ``points``: ``α - 1`` distinct finite points (the point at infinity is added as
     the last one) or ``α`` points, of which at most one may be ``inf``. Default
     :func:`default_points`. Computed in exact rational arithmetic; ``exact=True``
-    returns arrays of :class:`fractions.Fraction`, otherwise float64.
+    returns arrays of ``fractions.Fraction``, otherwise float64.
 
     Derivation (Toom-Cook, transposed). With ``g(x) = Σ g_k x^k`` and
     ``h(x) = Σ h_i x^i`` (degree m - 1), the product ``s = g h`` has degree α - 1 and
