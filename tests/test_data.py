@@ -1,5 +1,5 @@
-"""Data loaders and the IDX parser. Nothing here touches the network: the pooch download is
-monkeypatched, and IDX files are written by the tests themselves."""
+"""Data loaders and the IDX parser. Nothing here touches the network: the pooch download
+is monkeypatched, and IDX files are written by the tests themselves."""
 
 import gzip
 import hashlib
@@ -28,7 +28,7 @@ def idx_bytes(array: np.ndarray, code: int) -> bytes:
     return header + np.ascontiguousarray(array, dtype=dtype).tobytes()
 
 
-# ---------------------------------------------------------------------------------- read_idx
+# --- read_idx -------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("compress", [False, True])
@@ -101,12 +101,13 @@ def test_read_idx_truncated_gzip(tmp_path):
         data.read_idx(path)
 
 
-# ---------------------------------------------------------------------------------- load_mnist
+# --- load_mnist -----------------------------------------------------------------------
 
 
 @pytest.fixture
 def fake_mnist(tmp_path, monkeypatch):
-    """Four small MNIST-format archives in a 'server' folder, with their hashes pinned."""
+    """Four small MNIST-format archives in a 'server' folder, with their hashes
+    pinned."""
     rng = np.random.default_rng(0)
     server = tmp_path / "server"
     server.mkdir()
@@ -219,7 +220,7 @@ def test_load_mnist_network_failure_tries_mirrors(tmp_path, monkeypatch, fake_mn
     assert "put these four files" in str(info.value)
 
 
-# ---------------------------------------------------------------------------------- loaders
+# --- loaders --------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,9 @@
-"""Backward passes are right: gradient checks, naive == fast, planted bugs are caught, clear errors.
+"""Backward passes are right: gradient checks, naive == fast, planted bugs are caught,
+clear errors.
 
-Part 1 tests the tool itself on a tiny layer defined here (so it does not depend on the package's
-layers). Part 2 checks every package layer and the seed model over hypothesis-drawn shapes.
+Part 1 tests the tool itself on a tiny layer defined here (so it does not depend on the
+package's layers). Part 2 checks every package layer and the seed model over
+hypothesis-drawn shapes.
 """
 
 import numpy as np
@@ -24,9 +26,9 @@ from cnnbook.gradcheck import (
 TOL = 1e-6
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Part 1: the tool, on a layer written here
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 class TanhAffine:
@@ -171,9 +173,9 @@ def test_rejects_float32_parameters_and_missing_methods():
         gradcheck(type("OnlyForward", (), {"forward": lambda self, x: x})(), np.ones(3))
 
 
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # Part 2: every package layer, the loss and the seed model
-# ---------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 F64 = np.float64
 
@@ -260,16 +262,19 @@ def test_gradcheck_conv2d_without_bias_and_rectangular():
 
 
 def separated(rng, shape):
-    """Distinct values at least 4/size apart: no window has a near-tie that ±ε could flip."""
+    """Distinct values at least 4/size apart: no window has a near-tie that ±ε could
+    flip."""
     size = int(np.prod(shape))
     return (rng.permutation(size) * (4.0 / size) - 2.0).reshape(shape)
 
 
 def pooling_margin(a, pool):
-    """Smallest gap between the two largest entries of a pool×pool window, and smallest |max|.
+    """Smallest gap between the two largest entries of a pool×pool window, and smallest
+    |max|.
 
-    Finite differences are meaningless where a perturbation of size ε can change which entry wins
-    a window (a kink of max) or flip the sign of a pooled value going into ReLU (a kink of ReLU).
+    Finite differences are meaningless where a perturbation of size ε can change which
+    entry wins a window (a kink of max) or flip the sign of a pooled value going into
+    ReLU (a kink of ReLU).
     """
     n, c, h, w = a.shape
     windows = a.reshape(n, c, h // pool, pool, w // pool, pool).transpose(
@@ -330,9 +335,10 @@ def test_gradcheck_linear(n, n_in, n_out, bias, seed):
 
 @given(st.integers(1, 5), st.integers(2, 6), st.floats(0.1, 1.5), st.integers(0, 2**16))
 def test_gradcheck_softmax_cross_entropy(n, classes, scale, seed):
-    # Moderate logits: with a gap of ~15 the gradient is ~1e-6 while the loss is still computed
-    # from O(1) intermediates, so its rounding noise / 2ε alone is a relative error of ~1e-4.
-    # That is a limit of finite differences, not of the backward pass (see the module docstring).
+    # Moderate logits: with a gap of ~15 the gradient is ~1e-6 while the loss is still
+    # computed from O(1) intermediates, so its rounding noise / 2ε alone is a relative
+    # error of ~1e-4. That is a limit of finite differences, not of the backward pass
+    # (see the module docstring).
     rng = np.random.default_rng(seed)
     logits = scale * rng.standard_normal((n, classes))
     targets = rng.integers(0, classes, size=n)
@@ -367,8 +373,9 @@ def test_gradcheck_seed_model(n, in_channels, filters, kernel_padding, size, see
         dtype=F64,
     )
     x = rng.standard_normal((n, in_channels, size, size))
-    # Skip the rare draws with a kink within reach of ε (a weight perturbation moves every conv
-    # output by up to ε·Σ|x| over its window): there the numerical gradient is not a derivative.
+    # Skip the rare draws with a kink within reach of ε (a weight perturbation moves
+    # every conv output by up to ε·Σ|x| over its window): there the numerical gradient
+    # is not a derivative.
     assume(pooling_margin(model[0].forward(x), 2) > 1e-4)
     names = {name for name, _, _ in model.named_parameters()}
     report = gradcheck(model, x, seed=seed)
@@ -388,7 +395,7 @@ def test_seed_model_defaults_with_loss():
     assert max(report.values()) < TOL, report
 
 
-# --- naive (loops) == fast (vectorised), float64, to 1e-10 -------------------------------------
+# --- naive (loops) == fast (vectorised), float64, to 1e-10 ----------------------------
 
 
 def close(a, b):
@@ -451,7 +458,7 @@ def test_relu_and_linear_backward_naive_equals_fast(n, n_in, n_out, seed):
     )
 
 
-# --- conventions at the kinks ----------------------------------------------------------------
+# --- conventions at the kinks ---------------------------------------------------------
 
 
 def test_relu_gradient_is_zero_at_zero():
@@ -480,7 +487,7 @@ def test_max_pool_ties_go_to_first_maximum_and_overlaps_accumulate(impl):
     )  # all four windows route to the same entry
 
 
-# --- gradcheck catches bugs planted in the real layers ----------------------------------------
+# --- gradcheck catches bugs planted in the real layers --------------------------------
 
 
 class ConvForgotFlip(layers.Conv2d):
@@ -496,8 +503,9 @@ class ConvForgotFlip(layers.Conv2d):
         )  # fills grads["weight"], grads["bias"] correctly
         w = self.params["weight"]
         k_h, k_w = w.shape[2:]
-        # dx = full convolution of dout with the kernel = correlation of the zero-padded dout
-        # with the kernel rotated by 180°, channels swapped. The bug: no [..., ::-1, ::-1].
+        # dx = full convolution of dout with the kernel = correlation of the zero-padded
+        # dout with the kernel rotated by 180°, channels swapped. The bug: no [...,
+        # ::-1, ::-1].
         w_t = np.ascontiguousarray(w.transpose(1, 0, 2, 3))
         dx = F.conv2d(dout, w_t, padding=(k_h - 1 - self.pad, k_w - 1 - self.pad))
         assert dx.shape == dx_true.shape
@@ -513,7 +521,8 @@ class ReluWrongMask(layers.ReLU):
 
 
 class MaxPoolWholeWindow:
-    """2×2 max pooling whose backward sends the gradient to every entry of the window."""
+    """2×2 max pooling whose backward sends the gradient to every entry of the
+    window."""
 
     def forward(self, x):
         self.x = x
@@ -549,7 +558,7 @@ def test_gradcheck_catches_bug_inside_a_model():
     good = gradcheck(model, rng.standard_normal((2, 1, 6, 6)))
     assert max(good.values()) < TOL
     buggy = layers.Sequential(
-        *[ReluWrongMask() if isinstance(l, layers.ReLU) else l for l in model]
+        *[ReluWrongMask() if isinstance(lay, layers.ReLU) else lay for lay in model]
     )
     report = gradcheck(buggy, rng.standard_normal((2, 1, 6, 6)))
     assert (
@@ -557,7 +566,7 @@ def test_gradcheck_catches_bug_inside_a_model():
     )
 
 
-# --- the protocol's errors and in-place gradients ---------------------------------------------
+# --- the protocol's errors and in-place gradients -------------------------------------
 
 
 def all_layers():
@@ -625,19 +634,23 @@ def test_backward_uses_the_most_recent_forward():
     np.testing.assert_allclose(layer.grads["weight"], dout.T @ x2)
 
 
-# -----------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 # What a report prints: claims against a tolerance, never rounding-level digits
-# -----------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------
 
 
 def test_report_prints_claims_not_rounding_digits():
     rng = np.random.default_rng(20)
     report = gradcheck(TanhAffine(4, 3, rng), rng.standard_normal((5, 4)))
     assert all(isinstance(error, float) for error in report.values())  # numbers kept
-    assert repr(report) == str(report) == (
-        "input:  relative error < 1e-6: yes\n"
-        "weight: relative error < 1e-6: yes\n"
-        "bias:   relative error < 1e-6: yes"
+    assert (
+        repr(report)
+        == str(report)
+        == (
+            "input:  relative error < 1e-6: yes\n"
+            "weight: relative error < 1e-6: yes\n"
+            "bias:   relative error < 1e-6: yes"
+        )
     )
     assert "e-1" not in repr(report) and "e-09" not in repr(report)
     assert report.passed() and report.failing() == []

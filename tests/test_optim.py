@@ -1,4 +1,5 @@
-"""SGD with momentum, Nesterov and weight decay: hand-computed steps and PyTorch (when present)."""
+"""SGD with momentum, Nesterov and weight decay: hand-computed steps and PyTorch (when
+present)."""
 
 import math
 
@@ -27,7 +28,7 @@ def test_momentum_zero_is_plain_sgd():
     rng = np.random.default_rng(0)
     p1 = rng.standard_normal((3, 4)).astype(np.float32)
     p2 = p1.copy()
-    g1, g2 = np.zeros_like(p1), np.zeros_like(p2)
+    g1 = np.zeros_like(p1)
     opt = SGD([(p1, g1)], lr=0.03, momentum=0.0)
     for _ in range(5):
         g = rng.standard_normal(p1.shape).astype(np.float32)

@@ -1,4 +1,5 @@
-"""The training loop learns, is reproducible, times its phases; weights save and load exactly."""
+"""The training loop learns, is reproducible, times its phases; weights save and load
+exactly."""
 
 import numpy as np
 import pytest
@@ -179,7 +180,7 @@ def test_fit_rejects_bad_labels(tiny):
         fit(model, X, y.astype(float), optimizer=opt, epochs=1)
 
 
-# ---------------------------------------------------------------------------------- random_shift
+# --- random_shift ---------------------------------------------------------------------
 
 
 def test_random_shift_moves_whole_images():
@@ -229,7 +230,7 @@ def test_random_shift_zero_and_errors():
         random_shift(x, 1, 0)
 
 
-# ---------------------------------------------------------------------------------- save / load
+# --- save / load ----------------------------------------------------------------------
 
 
 def test_save_load_round_trips_bit_exactly(tmp_path, tiny):

@@ -1,13 +1,14 @@
 """Chapter 6 exercises: backward passes.
 
 - ``check_relu_backward(fn)``: ``fn(dout, x) -> dx``.
-- ``check_linear_backward(fn)``: ``fn(dout, x, W) -> (dx, dW, db)`` with ``W`` of shape (out, in).
-- ``check_conv2d_backward(fn)``: ``fn(dout, x, w, padding=0) -> (dx, dw, db)`` for a stride-1
-  convolution layer (cross-correlation, like the book's ``conv2d``). Start from
+- ``check_linear_backward(fn)``: ``fn(dout, x, W) -> (dx, dW, db)`` with ``W`` of shape
+  (out, in).
+- ``check_conv2d_backward(fn)``: ``fn(dout, x, w, padding=0) -> (dx, dw, db)`` for a
+  stride-1 convolution layer (cross-correlation, like the book's ``conv2d``). Start from
   :func:`conv2d_backward_with_bug`, which has exactly one wrong line: find it with
   ``cnnbook.gradcheck`` before you read it closely.
 
-The expected answers are computed here with independent NumPy code, not with the package.
+The expected answers are computed here with independent NumPy code, not the package.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ __all__ = [
 ]
 
 
-# --- ReLU --------------------------------------------------------------------------------------
+# --- ReLU -----------------------------------------------------------------------------
 
 
 def _relu_cases() -> list[Case]:
@@ -64,11 +65,11 @@ def _relu_cases() -> list[Case]:
 
 
 def check_relu_backward(fn) -> CheckResult:
-    """``fn(dout, x)`` must return dL/dx for ``y = max(x, 0)``, with gradient 0 at x == 0."""
+    """``fn(dout, x)`` must return dL/dx for ``y = max(x, 0)``, with slope 0 at 0."""
     return run_cases("relu_backward", fn, _relu_cases())
 
 
-# --- fully connected ---------------------------------------------------------------------------
+# --- fully connected ------------------------------------------------------------------
 
 
 def _linear_reference(dout, x, W):
@@ -101,11 +102,14 @@ def check_linear_backward(fn) -> CheckResult:
     return run_cases("linear_backward", fn, _linear_cases())
 
 
-# --- convolution -------------------------------------------------------------------------------
+# --- convolution ----------------------------------------------------------------------
 
 
 def _correlate(a: np.ndarray, k: np.ndarray) -> np.ndarray:
-    """Valid, stride-1 cross-correlation: a (N, C, H, W), k (F, C, kH, kW) → (N, F, Ho, Wo)."""
+    """Valid stride-1 cross-correlation of a (N, C, H, W) with k (F, C, kH, kW).
+
+    Returns (N, F, Ho, Wo).
+    """
     windows = sliding_window_view(a, k.shape[2:], axis=(2, 3))  # (N, C, Ho, Wo, kH, kW)
     return np.einsum("nchwij,fcij->nfhw", windows, k)
 
@@ -115,7 +119,7 @@ def _pad(a: np.ndarray, ph: int, pw: int) -> np.ndarray:
 
 
 def conv2d_backward_with_bug(dout, x, w, padding=0):
-    """Backward of ``out = conv2d(x, w, b, stride=1, padding=padding)``. Exactly one line is wrong.
+    """Backward of ``conv2d(x, w, b, stride=1, padding=padding)``; one line is wrong.
 
     dout: (N, F, Ho, Wo), x: (N, C, H, W), w: (F, C, kH, kW) → (dx, dw, db).
     """
@@ -127,8 +131,8 @@ def conv2d_backward_with_bug(dout, x, w, padding=0):
         xp.transpose(1, 0, 2, 3), dout[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     )
     dw = dw.transpose(1, 0, 2, 3)
-    # dx = full convolution of dout with w: pad dout with k−1 zeros, correlate with the kernel
-    # rotated by 180° (input and output channels swapped), then crop the padding away
+    # dx = full convolution of dout with w: pad dout with k−1 zeros, correlate with
+    # the kernel rotated by 180° (input and output channels swapped), crop the padding
     w_rot = w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     dxp = _correlate(_pad(dout, k_h - 1, k_w - 1), w_rot)
     dx = dxp[:, :, padding : dxp.shape[2] - padding, padding : dxp.shape[3] - padding]
@@ -136,7 +140,7 @@ def conv2d_backward_with_bug(dout, x, w, padding=0):
 
 
 def _conv_reference(dout, x, w, padding=0):
-    """The direct definition: every output position scatters into its window (loops over taps)."""
+    """The direct definition: every output position scatters into its window."""
     k_h, k_w = w.shape[2:]
     h_out, w_out = dout.shape[2:]
     xp = _pad(x, padding, padding)
@@ -208,5 +212,5 @@ def _conv_cases() -> list[Case]:
 
 
 def check_conv2d_backward(fn) -> CheckResult:
-    """``fn(dout, x, w, padding=0)`` must return ``(dx, dw, db)`` of a stride-1 conv2d."""
+    """``fn(dout, x, w, padding=0)`` must return ``(dx, dw, db)`` of a stride-1 conv."""
     return run_cases("conv2d_backward", fn, _conv_cases())

@@ -18,7 +18,7 @@ def _reference_velocity_update(p, v, g, lr, momentum):
 
 
 def check_velocity_update(fn: Callable) -> CheckResult:
-    """``fn(p, v, g, lr, momentum) -> (p_new, v_new)``: one SGD-with-momentum step, PyTorch's way.
+    """``fn(p, v, g, lr, momentum) -> (p_new, v_new)``: one momentum step, as PyTorch.
 
     ``v_new = momentum·v + g`` and ``p_new = p − lr·v_new``; arrays in, new arrays out.
     """
@@ -39,7 +39,8 @@ def check_velocity_update(fn: Callable) -> CheckResult:
                 0.9,
             ),
             (np.array([0.805, -2.09]), np.array([1.45, -0.1])),
-            hint="update the velocity first (v = momentum·v + g), then move p by lr times the NEW v",
+            hint="update the velocity first (v = momentum·v + g), "
+            "then move p by lr times the NEW v",
         ),
         Case(
             (np.array([3.0]), np.array([2.0]), np.array([1.0]), 0.5, 0.0),
@@ -57,8 +58,9 @@ def check_velocity_update(fn: Callable) -> CheckResult:
             return result
         if np.allclose(p_new, [0.8]) and np.allclose(v_new, [-0.2]):
             result.message += (
-                "\n  note: that is the other convention (v = μ·v − lr·g, p = p + v): the "
-                "same path for p, but here v is kept in gradient units, like PyTorch"
+                "\n  note: that is the other convention (v = μ·v − lr·g, p = p + v): "
+                "the same path for p, but here v is kept in gradient units, "
+                "like PyTorch"
             )
     return result
 
@@ -70,7 +72,8 @@ _RAVINES = [(1.0, 25.0), (0.5, 40.0), (2.0, 10.0), (0.1, 3.0)]
 def _gd_steps(
     lr: float, curvatures, tol: float = 1e-6, max_steps: int = 100_000
 ) -> int | None:
-    """Steps of plain gradient descent until f(x) < tol·f(x0); None if it never gets there."""
+    """Steps of plain gradient descent until f(x) < tol·f(x0); None if it never gets
+    there."""
     lam = np.asarray(curvatures, dtype=float)
     x = 1.0 / np.sqrt(lam)  # every direction starts with the same share of f
     f0 = 0.5 * float(lam @ x**2)
@@ -85,9 +88,11 @@ def _gd_steps(
 
 
 def check_ravine_lr(fn: Callable) -> CheckResult:
-    """``fn(curvatures) -> lr``: a learning rate for plain gradient descent on the ravine
-    ``f(x) = ½ Σ λ_i x_i²`` (``curvatures = (λ_min, λ_max)``) that converges, and fast: within
-    1.5× the steps the best constant learning rate needs."""
+    """``fn(curvatures) -> lr``: a good learning rate for gradient descent on a ravine.
+
+    The ravine is ``f(x) = ½ Σ λ_i x_i²`` with ``curvatures = (λ_min, λ_max)``; the
+    learning rate must converge within 1.5× the steps the best constant one needs.
+    """
     if not callable(fn):
         raise TypeError(
             f"check_ravine_lr expects your function itself, got {describe(fn)}"
@@ -121,18 +126,20 @@ def check_ravine_lr(fn: Callable) -> CheckResult:
         if steps is None:
             diverges = not lr > 0 or lr >= 2.0 / hi
             why = (
-                "the steep direction (curvature {hi:g}) overshoots more every step: gradient "
-                "descent needs lr < 2/λ_max"
+                "the steep direction (curvature {hi:g}) overshoots more every step: "
+                "gradient descent needs lr < 2/λ_max"
                 if diverges
-                else "it converges, but too slowly: the flat direction (curvature {lo:g}) crawls; "
+                else "it converges, but too slowly: the flat direction "
+                "(curvature {lo:g}) crawls; "
                 "balance the two directions' contraction factors |1 − lr·λ|"
             )
             return CheckResult(
                 "ravine_lr",
                 False,
-                f"✗ {name} failed check {number} of {len(_RAVINES)}\n  on {name}({curv!r}) it "
-                f"returned lr = {lr:.6g}: not within {budget} steps (the best constant learning "
-                f"rate needs {best})\n  hint: " + why.format(hi=hi, lo=lo),
+                f"✗ {name} failed check {number} of {len(_RAVINES)}\n"
+                f"  on {name}({curv!r}) it returned lr = {lr:.6g}: not within {budget} "
+                f"steps (the best constant learning rate needs {best})\n  hint: "
+                + why.format(hi=hi, lo=lo),
             )
     return CheckResult(
         "ravine_lr", True, f"✓ {name} passed all {len(_RAVINES)} checks."
