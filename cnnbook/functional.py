@@ -400,17 +400,11 @@ def relu_backward(dout, x) -> np.ndarray:
 
 
 def linear(x, W, b=None, *, gemm=None) -> np.ndarray:
-    """Fully connected layer ``x @ W.T + b``.
-
-    ``x: (N, in)``, ``W: (out, in)`` (PyTorch's layout), ``b: (out,)`` or None →
-    ``(N, out)``.
-    """
+    """The fully connected layer ``x @ W.T + b``: x (N, in), W (out, in), b (out,)."""
     x, W, b = check_linear_args(x, W, b, "linear")
     mm = np.matmul if gemm is None else gemm
     out = mm(x, W.T)
-    if b is not None:
-        out = out + b
-    return out
+    return out if b is None else out + b
 
 
 def linear_backward(dout, x, W, *, gemm=None):
@@ -440,10 +434,7 @@ def softmax(z, axis: int = -1) -> np.ndarray:
 
 
 def log_softmax(z, axis: int = -1) -> np.ndarray:
-    """``log(softmax(z))``, computed as ``z - m - log(sum(exp(z - m)))``, ``m = max z``.
-
-    The log-sum-exp term lies between 0 and ``log K``: no overflow, no ``log(0)``.
-    """
+    """``log(softmax(z))``, stably: ``z - m - log(sum(exp(z - m)))``, ``m = max(z)``."""
     z = float_array(z, "z", "log_softmax")
     shifted = z - z.max(axis=axis, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))

@@ -25,13 +25,10 @@ def seed_cnn(
 ) -> Sequential:
     """The book's model: Conv2d → MaxPool2d → ReLU → Flatten → Linear (the logits).
 
-    Input ``(N, in_channels, input_size, input_size)``; output ``(N, num_classes)`` raw
-    scores. The softmax lives in the loss (:class:`~cnnbook.layers.SoftmaxCrossEntropy`)
-    and in :func:`predict_proba`. Max pooling before ReLU gives the same result as after
-    (both are monotone) on a quarter of the elements. The convolution is He-initialized
-    (a ReLU follows it), the classifier LeCun-initialized (nothing follows it), so the
-    initial logits are small and the initial loss is close to ln(num_classes).
-    ``rng``: Generator, int seed or None.
+    Input ``(N, in_channels, input_size, input_size)``, output ``(N, num_classes)`` raw
+    scores (the softmax lives in the loss). The convolution is He-initialized (a ReLU
+    follows it), the classifier LeCun-initialized, so the initial loss is close to
+    ln(num_classes). ``rng``: Generator, int seed or None.
     """
     common = dict(rng=_as_rng(rng), dtype=dtype, gemm=gemm)
     conv_size = conv_output_size(input_size, kernel_size, 1, padding)
