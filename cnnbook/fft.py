@@ -120,10 +120,10 @@ def next_fast_len(n: int) -> int:
 def fft_conv1d(x, w, mode: str = "full") -> np.ndarray:
     """1-D convolution by the convolution theorem: pad, transform, multiply, invert.
 
-    x: (N,), w: (K,) → the values of ``numpy.convolve(x, w, mode)`` (up to rounding),
-    in O((N+K) log(N+K)) instead of O(N·K). Both are zero-padded to a length
-    ``>= N+K-1``, so the circular convolution that the DFT computes equals the
-    linear one (no wrap-around).
+    x: (N,), w: (K,) → the values of ``numpy.convolve(x, w, mode)`` (up to
+    rounding), in O((N+K) log(N+K)) instead of O(N·K). Both are zero-padded to a
+    length ``>= N+K-1``, so the circular convolution that the DFT computes equals
+    the linear one (no wrap-around).
     """
     x, w, out_dtype = _inputs_1d(x, w, mode, "fft_conv1d")
     n, k = len(x), len(w)
@@ -136,10 +136,10 @@ def overlap_add(x, w, block: int, mode: str = "full") -> np.ndarray:
     """FFT convolution of a long signal with a short kernel, one block at a time.
 
     x: (N,), w: (K,), block ≥ 1 → equal to ``fft_conv1d(x, w, mode)``. Each block
-    of ``x`` is convolved with ``w`` by FFTs of length ``next_fast_len(block + K - 1)``
-    (all blocks in one batched transform); the block results overlap by K - 1
-    samples and are added. Memory and transform size depend on ``block``, not on
-    N: the way streaming audio filters work.
+    of ``x`` is convolved with ``w`` by FFTs of length
+    ``next_fast_len(block + K - 1)`` (all blocks in one batched transform); the
+    block results overlap by K - 1 samples and are added. Memory and transform size
+    depend on ``block``, not on N: the way streaming audio filters work.
     """
     x, w, out_dtype = _inputs_1d(x, w, mode, "overlap_add")
     block = _block_size(block)
@@ -175,9 +175,10 @@ def fft_conv2d(x, w, mode: str = "full") -> np.ndarray:
 
     x: (H, W) or a stack (..., H, W), w: (kH, kW) → like
     ``scipy.signal.convolve2d(x, w, mode)`` for each image: 'full'
-    (H+kH-1, W+kW-1), 'same' (H, W) centred, 'valid' (``|H-kH|+1``, ``|W-kW|+1``), which
-    needs one of image and kernel at least as large as the other in both
-    dimensions. A stack is transformed in one batched call.
+    (H+kH-1, W+kW-1), 'same' (H, W) centred, 'valid'
+    (``|H-kH|+1``, ``|W-kW|+1``), which needs one of image and kernel at least as
+    large as the other in both dimensions. A stack is transformed in one batched
+    call.
     """
     x, w, out_dtype = _inputs_2d(x, w, mode, "fft_conv2d")
     image = x.shape[-2:]
@@ -201,7 +202,7 @@ def _crop2d(full: np.ndarray, image: tuple, kernel: tuple, mode: str) -> np.ndar
 
 
 def _product_inverse(a: np.ndarray, b: np.ndarray, nfft: tuple) -> np.ndarray:
-    """inverse_DFT(DFT(a) · DFT(b)) over the last len(nfft) axes, zero-padded to nfft.
+    """inverse_DFT(DFT(a) · DFT(b)) over the last len(nfft) axes, padded to nfft.
 
     Real inputs use the half-spectrum transforms (rfft): half the work, real result.
     """
@@ -282,7 +283,7 @@ def conv_cost(n, k, method: str, model: dict | None = None):
 
 @lru_cache(maxsize=8192)
 def choose_conv_method(n: int, k: int) -> str:
-    """'direct' or 'fft', whichever ``COST_MODEL`` predicts is faster for lengths n, k.
+    """'direct' or 'fft': whichever ``COST_MODEL`` predicts is faster for n, k.
 
     Cached: ``conv1d(..., method="auto")`` asks on every call; after the first time,
     the answer for a pair of lengths costs a dictionary look-up.
@@ -297,7 +298,7 @@ def choose_conv_method(n: int, k: int) -> str:
 
 
 def fit_cost_model(n, k, t_direct, t_fft) -> dict:
-    """Fit ``COST_MODEL``'s coefficients to times (seconds) measured at lengths (n, k).
+    """Fit ``COST_MODEL``'s coefficients to times (seconds) measured at (n, k).
 
     1. Each method alone: non-negative least squares on *relative* residuals (rows
        divided by the measured time), so a 10 µs case counts as much as a 10 ms one.
@@ -332,10 +333,9 @@ def fit_cost_model(n, k, t_direct, t_fft) -> dict:
     bounds = (theta0 - 10, theta0 + 10)
     fit = least_squares(residual, theta0, bounds=bounds, loss="soft_l1", f_scale=0.2)
     coef = {"direct": np.exp(fit.x[:nd]), "fft": np.exp(fit.x[nd:])}
-    level = np.median(
-        np.concatenate([np.log(times[m] / (A[m] @ coef[m])) for m in times])
-    )
-    return {m: tuple(float(f"{c * np.exp(level):.2g}") for c in coef[m]) for m in times}
+    misfit = [np.log(times[m] / (A[m] @ coef[m])) for m in times]
+    scale = np.exp(np.median(np.concatenate(misfit)))  # to the measured times' level
+    return {m: tuple(float(f"{c * scale:.2g}") for c in coef[m]) for m in times}
 
 
 def _fit_inputs(n, k, t_direct, t_fft):
