@@ -296,3 +296,28 @@ def test_conv2d_layer_method_attribute_selects_the_path_with_equal_results():
     layers_by_method["auto"].method = "nonsense"
     with pytest.raises(ValueError, match="method must be one of"):
         layers_by_method["auto"].forward(x)
+
+
+def test_chapter5_claims_on_the_untrained_model_hold_and_catch_a_bad_init():
+    """Chapter 5 asserts (not prints) the untrained model's accuracy and loss.
+
+    The claims hold for seed_cnn, and a badly scaled initialization breaks the loss
+    claim, so the notebook cell would fail.
+    """
+    from cnnbook.claims import claim
+    from cnnbook.data import load_digits_5k
+
+    *_, X_test, y_test = load_digits_5k()
+
+    def check(model):
+        logits = model(X_test)
+        accuracy = np.mean(logits.argmax(axis=1) == y_test)
+        loss = F.cross_entropy(logits, y_test)
+        claim("accuracy between 5% and 20%", 0.05 <= accuracy <= 0.20)
+        claim("loss a little above ln 10", 0 < loss - math.log(10) < 0.5)
+
+    model = models.seed_cnn(rng=0)
+    check(model)
+    model[4].params["weight"] *= 100  # logits 100 times too large
+    with pytest.raises(AssertionError, match="loss a little above ln 10"):
+        check(model)
