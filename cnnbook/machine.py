@@ -16,6 +16,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 __all__ = ["MachineFacts", "facts", "cpu_flags", "vector_isa"]
 
@@ -105,21 +106,21 @@ class MachineFacts:
 
     @property
     def blas_kernel(self) -> str:
-        """``OpenBLAS 0.3.x, Haswell kernels, 2 threads`` (or what the BLAS reports)."""
+        """A line per BLAS: ``OpenBLAS 0.3.x (numpy), Haswell kernels, 2 threads``."""
         if not self.blas:
             return "unknown (threadpoolctl not installed)"
-        parts = []
+        lines = []
         for b in self.blas:
-            name = {"openblas": "OpenBLAS", "mkl": "MKL"}.get(
-                b.get("internal_api", ""), b.get("internal_api", "?")
+            api = b.get("internal_api", "?")
+            name = {"openblas": "OpenBLAS", "mkl": "MKL"}.get(api, api)
+            # which package loaded it: numpy.libs/..., scipy.libs/..., torch/lib/...
+            owner = Path(b.get("filepath", "")).parent.name.removesuffix(".libs")
+            lines.append(
+                f"{name} {b.get('version') or ''} ({owner or '?'}), "
+                f"{b.get('architecture') or '?'} kernels, "
+                f"{b.get('num_threads')} threads"
             )
-            kernel = b.get("architecture") or "?"
-            threads = b.get("num_threads")
-            parts.append(
-                f"{name} {b.get('version') or ''}".strip()
-                + f", {kernel} kernels, {threads} threads"
-            )
-        return "; ".join(parts)
+        return "\n       ".join(lines)
 
     def __str__(self) -> str:
         env = ", ".join(
