@@ -38,12 +38,6 @@ def tiles_with_math_ceil(H, W, padding, m):  # alternative correct solution
         (lambda H, W, p, m: (-(-H // m), -(-W // m)), "cover the *outputs*"),
         (lambda H, W, p, m: (-(-(H + p - 2) // m), -(-(W + p - 2) // m)), "*each*"),
         (lambda H, W, p, m: tiles(W, H, p, m), "rows and columns separately"),
-        (
-            lambda H, W, p, m: tuple(
-                max(n, 2) if n == 1 else n for n in tiles(H, W, p, m)
-            ),
-            "rows and columns separately",
-        ),
     ],
 )
 def test_tiles_mistakes_get_their_hints(wrong, hint):
