@@ -1,7 +1,7 @@
-"""cnnbook: a convolutional neural network from scratch in NumPy, the package the book grows.
+"""cnnbook: a convolutional neural network from scratch in NumPy, the book's package.
 
-Submodules load on first use (``cnnbook.signal``, ``cnnbook.functional``, ...), so ``import cnnbook``
-is quick and a chapter only pays for what it uses.
+Submodules load on first use (``cnnbook.signal``, ``cnnbook.functional``, ...), so
+``import cnnbook`` is quick and a chapter only pays for what it uses.
 
 Layering, imports pointing one way only:
   math kernels   signal, fft, functional, naive, blas, fast, winograd

@@ -1,9 +1,10 @@
-"""Show the package's own source inside a notebook, so the book never keeps a copy that can drift.
+"""Show the package's own source in a notebook, so the book keeps no copy that drifts.
 
-``show(cnnbook.signal.conv1d)`` displays the function's source as a highlighted code block, with
-the file and line numbers it came from. In JupyterLab and on the built site it renders as Markdown
-(a fenced ``python`` block, highlighted by the front end); the plain-text form is the source itself,
-so nbval notices when the package changes and the notebook was not re-run.
+``show(cnnbook.signal.conv1d)`` displays the function's source as a highlighted code
+block, with the file and line numbers it came from. In JupyterLab and on the built
+site it renders as Markdown (a fenced ``python`` block, highlighted by the front end);
+the plain-text form is the source itself, so nbval notices when the package changes and
+the notebook was not re-run.
 """
 
 from __future__ import annotations

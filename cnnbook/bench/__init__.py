@@ -1,9 +1,9 @@
 """Benchmarks: ``python -m cnnbook.bench [--quick] [--only SECTION ...]``.
 
-Speed claims in the book are *ratios measured side by side in one run*, never absolute times
-asserted in a test. Each section is a module of this package with a
-``run(quick: bool) -> list[Table]`` function; ``SECTIONS`` lists them in the order they print.
-A section whose optional dependency is missing says so and is skipped.
+Speed claims in the book are *ratios measured side by side in one run*, never absolute
+times asserted in a test. Each section is a module of this package with a
+``run(quick: bool) -> list[Table]`` function; ``SECTIONS`` lists them in the order they
+print. A section whose optional dependency is missing says so and is skipped.
 """
 
 from __future__ import annotations
@@ -27,11 +27,14 @@ def best_time(
 ) -> float:
     """Seconds per call of ``fn``: the minimum over ``repeat`` rounds.
 
-    The minimum, not the mean: on a noisy machine every disturbance makes a run slower, never
-    faster, so the fastest round is the best estimate of the code's own cost. ``number`` calls per
-    round are chosen (when not given) so that one round lasts at least ``min_time`` seconds.
+    The minimum, not the mean: on a noisy machine every disturbance makes a run slower,
+    never faster, so the fastest round is the best estimate of the code's own cost.
+    ``number`` calls per round are chosen (when not given) so that one round lasts at
+    least ``min_time`` seconds.
     """
-    fn()  # warm up: first-call costs (allocation, JIT compilation, caches) are not the steady state
+    # Warm up: first-call costs (allocation, JIT compilation, caches) are not the
+    # steady state.
+    fn()
     if number is None:
         number = 1
         while True:
@@ -62,7 +65,8 @@ class Table:
     def add(self, *row) -> None:
         if len(row) != len(self.columns):
             raise ValueError(
-                f"row has {len(row)} cells, table {self.title!r} has {len(self.columns)} columns"
+                f"row has {len(row)} cells, "
+                f"table {self.title!r} has {len(self.columns)} columns"
             )
         self.rows.append(list(row))
 

@@ -1,8 +1,8 @@
 """The machinery behind every ``check_<name>`` function.
 
 A checker runs the reader's function on cases whose answers are known and returns a
-:class:`CheckResult`: truthy when every case passed, and displayed as a short report that says
-which input failed, what was expected and what came back.
+:class:`CheckResult`: truthy when every case passed, and displayed as a short report
+that says which input failed, what was expected and what came back.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def _mismatch(expected: Any, got: Any, rtol: float, atol: float) -> str | None:
                 np.argmax(np.nan_to_num(difference, nan=np.inf)), got_arr.shape
             )
             return (
-                f"wrong values: expected {describe(expected_arr)}, got {describe(got_arr)}"
+                f"wrong values: expected {describe(expected_arr)}, "
+                f"got {describe(got_arr)}"
                 f" (largest difference at index {tuple(int(i) for i in where)})"
             )
         return None
@@ -118,8 +119,8 @@ def _mismatch(expected: Any, got: Any, rtol: float, atol: float) -> str | None:
 def require_function(exercise: str, fn) -> None:
     """A clear error when the reader passes something other than a function.
 
-    ``run_cases`` calls it; checkers that wrap the reader's function before handing it on call it
-    first themselves, so the reader sees this message and not a wrapper's.
+    ``run_cases`` calls it; checkers that wrap the reader's function before handing it
+    on call it first themselves, so the reader sees this message and not a wrapper's.
     """
     if not callable(fn):
         raise TypeError(
@@ -139,7 +140,8 @@ def run_cases(
     require_function(exercise, fn)
     name = getattr(fn, "__name__", exercise)
     for number, case in enumerate(cases, start=1):
-        # Hand the reader copies, so a function that modifies its input cannot spoil later cases.
+        # Hand the reader copies: a function that modifies its input cannot spoil the
+        # cases after it.
         args = tuple(a.copy() if isinstance(a, np.ndarray) else a for a in case.args)
         try:
             got = fn(*args, **case.kwargs)
@@ -150,11 +152,17 @@ def run_cases(
         except (
             Exception
         ) as err:  # the reader's code may raise anything; report it plainly
-            message = f"✗ {name} raised {type(err).__name__}: {err}\n  on {_call_text(name, case)}"
+            message = (
+                f"✗ {name} raised {type(err).__name__}: {err}\n"
+                f"  on {_call_text(name, case)}"
+            )
             return CheckResult(exercise, False, message)
         problem = _mismatch(case.expected, got, rtol, atol)
         if problem:
-            message = f"✗ {name} failed check {number} of {len(cases)}\n  on {_call_text(name, case)}\n  {problem}"
+            message = (
+                f"✗ {name} failed check {number} of {len(cases)}\n"
+                f"  on {_call_text(name, case)}\n  {problem}"
+            )
             if case.hint:
                 message += f"\n  hint: {case.hint}"
             return CheckResult(exercise, False, message)
