@@ -81,3 +81,11 @@ def test_ci_runs_the_robustness_pass_and_fails_on_it():
     )
     assert '"$robust" -eq 5' in ci
     assert ci.rstrip().endswith('exit "$robust"')
+
+
+def test_ci_enforces_one_code_style_before_the_build():
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ".venv/bin/ruff format --check ." in ci and ".venv/bin/ruff check ." in ci
+    assert ci.index("ruff check") < ci.index("jupyter-book build")
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert "line-length = 88" in pyproject and '"*.ipynb"' in pyproject
