@@ -106,7 +106,7 @@ class MachineFacts:
 
     @property
     def blas_kernel(self) -> str:
-        """A line per BLAS: ``OpenBLAS 0.3.x (numpy), Haswell kernels, 2 threads``."""
+        """Each BLAS library on a line, e.g. ``OpenBLAS 0.3.x (numpy), Haswell``."""
         if not self.blas:
             return "unknown (threadpoolctl not installed)"
         lines = []
