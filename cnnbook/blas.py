@@ -671,3 +671,415 @@ def matmul(a, b, variant: str = "packed"):
     if squeeze_b:
         out = out[..., 0]
     return out
+
+
+# --------------------------------------------------------------------------------------
+# The machine's yardsticks: measured FMA peak, streaming bandwidth, the register tile
+# (issue 17). Appended here so that the listings of the functions above keep their
+# line numbers.
+# --------------------------------------------------------------------------------------
+
+import time  # noqa: E402
+
+from cnnbook import machine as _machine  # noqa: E402
+
+# An FMA's result can feed the next FMA only after FMA_LATENCY cycles, and a core
+# starts FMA_UNITS of them per cycle: 5 × 2 on Haswell/Broadwell, 4 × 2 on Skylake(-X),
+# Zen 3, Zen 4 and Zen 5. To keep every unit busy, at least latency × units
+# independent vector FMAs must be in flight (Low et al., 2016). The conservative
+# values below (Haswell's latency) cover all of these cores.
+FMA_LATENCY = 5
+FMA_UNITS = 2
+
+# float32 only: for float64 on AVX2 the 48-element accumulator loop is short enough for
+# LLVM to unroll it fully *before* the loop vectorizer runs, and numba leaves the SLP
+# vectorizer off, so it would compile to scalar FMAs (a false peak).
+_PEAK_DTYPES = (np.dtype(np.float32),)
+
+
+def _check_threads(threads, who: str) -> int:
+    """``threads`` as an int in 1 … os.cpu_count(): TypeError or ValueError
+    otherwise."""
+    if isinstance(threads, (bool, np.bool_)) or not isinstance(
+        threads, (int, np.integer)
+    ):
+        raise TypeError(f"{who}: threads must be an integer, got {threads!r}")
+    cpus = os.cpu_count() or 1
+    if not 1 <= threads <= cpus:
+        raise ValueError(
+            f"{who}: threads must be between 1 and the {cpus} CPUs, got {threads}"
+        )
+    return int(threads)
+
+
+def _check_dtype(dtype, who: str) -> np.dtype:
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{who}: dtype must be a NumPy dtype, got {dtype!r}") from None
+    if dt not in _PEAK_DTYPES:
+        raise TypeError(f"{who}: only float32 is supported, got dtype {dt}")
+    return dt
+
+
+def peak_accumulators(vector_registers: int | None = None) -> int:
+    """Independent vector accumulators of the peak benchmark: twice latency × units
+    (so it is throughput-bound with margin) where the register file allows, leaving 4
+    registers for the two operands and spare: 12 on AVX2 (16 ymm), 20 on AVX-512."""
+    if vector_registers is None:
+        vector_registers = _machine.vector_isa()[2]
+    return max(1, min(vector_registers - 4, 2 * FMA_LATENCY * FMA_UNITS))
+
+
+def _stack_buffer(nbtype, size: int):
+    """An intrinsic returning a pointer to ``size`` elements of ``nbtype`` on the
+    caller's stack (see ``_register_tile``: LLVM can promote them to registers)."""
+
+    @intrinsic
+    def stack_buffer(typingctx):
+        def codegen(context, builder, signature, args):
+            ty = context.get_value_type(nbtype)
+            buf = cgutils.alloca_once(builder, llvm_ir.ArrayType(ty, size))
+            return builder.bitcast(buf, ty.as_pointer())
+
+        return types.CPointer(nbtype)(), codegen
+
+    return stack_buffer
+
+
+@functools.lru_cache(maxsize=None)
+def _fma_kernels(dtype: np.dtype, chains: int, lanes: int):
+    """Compiled ``(fma_chains, fma_blocks)`` for ``chains`` vector accumulators of
+    ``lanes`` elements each.
+
+    ``fma_chains(iterations, x, y)`` runs ``acc ← acc·x + y`` on every accumulator
+    ``iterations`` times: ``chains`` independent dependency chains of vector FMAs,
+    kept in registers (a stack tile, fully unrolled), and returns their sum so nothing
+    is optimised away. With ``0 < x < 1`` the values stay finite and normal.
+    ``fma_blocks(blocks, iterations, x, y)`` runs ``blocks`` of them in parallel.
+    """
+    if numba is None:
+        raise ImportError(_NUMBA_MISSING)
+    nbtype = numba.from_dtype(dtype)
+    tile = _stack_buffer(nbtype, chains * lanes)
+    zero = dtype.type(0)
+
+    width = chains * lanes
+
+    def fma_chains(iterations, x, y):
+        # one flat loop over all accumulators: LLVM's loop vectorizer turns it into
+        # ``chains`` packed FMAs (numba leaves the SLP vectorizer off by default)
+        acc = numba.carray(tile(), (width,))
+        for j in range(width):
+            acc[j] = y
+        for _ in range(iterations):
+            for j in range(width):
+                acc[j] = acc[j] * x + y
+        total = zero
+        for j in range(width):
+            total += acc[j]
+        return total
+
+    chains_kernel = numba.njit(fastmath={"contract"})(fma_chains)
+
+    def fma_blocks(blocks, iterations, x, y):
+        out = np.empty(blocks, dtype=dtype)
+        for b in prange(blocks):
+            out[b] = chains_kernel(iterations, x, y)
+        return out.sum()
+
+    return chains_kernel, numba.njit(parallel=True)(fma_blocks)
+
+
+def _best_time(run, repeats: int) -> float:
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _with_threads(threads: int, run):
+    """Call ``run()`` with numba's thread count set to ``threads``, then restore it."""
+    before = numba.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        return run()
+    finally:
+        numba.set_num_threads(before)
+
+
+def peak_gflops(
+    threads: int = 1, dtype=np.float32, *, seconds: float = 0.05, repeats: int = 5
+) -> float:
+    """The measured floating-point peak of this host in GFLOP/s: vector FMA throughput.
+
+    ``peak_accumulators()`` independent chains of vector FMAs (twice FMA_LATENCY ×
+    FMA_UNITS, so the loop is bound by the FMA units' throughput, not by the latency of
+    one chain) run in registers, each FMA instruction counting 2 flops per lane
+    (``lanes = vector bits / element bits``: 8 float32 with AVX2, 16 with AVX-512).
+    ``threads > 1`` runs that many independent blocks in parallel (numba ``prange``).
+    The best of ``repeats`` runs of about ``seconds`` each is returned.
+
+    This is the roof of a roofline and the yardstick of "% of peak", measured rather
+    than inferred from a nominal clock (turbo and the vector clock offset vary).
+    """
+    threads = _check_threads(threads, "peak_gflops")
+    dt = _check_dtype(dtype, "peak_gflops")
+    _, bits, registers = _machine.vector_isa()
+    lanes = max(1, bits // (8 * dt.itemsize))
+    chains = peak_accumulators(registers)
+    single, parallel = _fma_kernels(dt, chains, lanes)
+    x, y = dt.type(0.999), dt.type(1e-3)
+    if threads == 1:
+
+        def work(iterations):
+            return single(iterations, x, y)
+    else:
+
+        def work(iterations):
+            return _with_threads(threads, lambda: parallel(threads, iterations, x, y))
+
+    work(1)  # compile
+    iterations = 1 << 14
+    while True:  # grow the run until it lasts about ``seconds``
+        elapsed = _best_time(lambda: work(iterations), 3)
+        if elapsed >= seconds / 4 or iterations >= 1 << 40:
+            break
+        iterations *= 4
+    iterations = max(1, int(iterations * seconds / max(elapsed, 1e-9)))
+    elapsed = _best_time(lambda: work(iterations), repeats)
+    flops = 2 * threads * chains * lanes * iterations
+    return flops / elapsed / 1e9
+
+
+@functools.lru_cache(maxsize=None)
+def _stream_kernels(chains: int, lanes: int):
+    """Compiled ``(read_sum, read_sum_blocks)`` over float32 buffers of shape
+    ``(tiles, chains · lanes)`` (one per thread for the second): a sum into a
+    ``chains × lanes`` stack tile (independent vector adds, each loading one vector),
+    so the loop is bound by loads, not by the latency of the adds."""
+    if numba is None:
+        raise ImportError(_NUMBA_MISSING)
+    width = chains * lanes
+    tile = _stack_buffer(types.float32, width)
+
+    def read_sum(x, passes):
+        # x: (tiles, width); indices straight from range() are known non-negative, so
+        # no wraparound code blocks vectorization (``x[i + j]`` would not vectorize)
+        acc = numba.carray(tile(), (width,))
+        for j in range(width):
+            acc[j] = 0
+        for _ in range(passes):
+            for t in range(x.shape[0]):
+                for j in range(width):
+                    acc[j] += x[t, j]
+        total = np.float32(0)
+        for j in range(width):
+            total += acc[j]
+        return total
+
+    read_kernel = numba.njit(fastmath={"contract"})(read_sum)
+
+    def read_sum_blocks(parts, passes):
+        out = np.empty(len(parts), dtype=np.float32)
+        for b in prange(len(parts)):
+            out[b] = read_kernel(parts[b], passes)
+        return out.sum()
+
+    return read_kernel, numba.njit(parallel=True)(read_sum_blocks)
+
+
+def stream_bandwidth(
+    nbytes: int, threads: int = 1, *, seconds: float = 0.05, repeats: int = 5
+) -> float:
+    """Read bandwidth in GB/s (10⁹ bytes per second) of a streaming sum over a float32
+    buffer of about ``nbytes`` bytes (rounded down to whole tiles), swept repeatedly.
+
+    The roofs of a cache-aware roofline: a buffer that fits in L1 (say half of it)
+    measures the L1 roof, one that fits in L2 the L2 roof, and one several times the
+    size of L3 the memory roof (:func:`cache_sizes` gives the sizes). ``threads > 1``
+    splits the buffer into that many parts, summed in parallel (``prange``); each part
+    then lives in its own core's caches.
+    """
+    threads = _check_threads(threads, "stream_bandwidth")
+    if isinstance(nbytes, (bool, np.bool_)) or not isinstance(
+        nbytes, (int, np.integer)
+    ):
+        raise TypeError(f"stream_bandwidth: nbytes must be an integer, got {nbytes!r}")
+    _, bits, registers = _machine.vector_isa()
+    lanes = max(1, bits // 32)
+    chains = peak_accumulators(registers)
+    width = chains * lanes  # floats per tile
+    smallest = threads * width * 4
+    try:
+        largest = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not Linux
+        largest = 1 << 32
+    if not smallest <= nbytes <= largest:
+        raise ValueError(
+            f"stream_bandwidth: nbytes must be between {smallest} (one {width}-float "
+            f"tile per thread) and {largest} (a quarter of memory), got {nbytes}"
+        )
+    tiles = int(nbytes) // (4 * width) // threads
+    parts = np.ones((threads, tiles, width), dtype=np.float32)  # pages touched
+    single, parallel = _stream_kernels(chains, lanes)
+    if threads == 1:
+
+        def work(passes):
+            return single(parts[0], passes)
+    else:
+
+        def work(passes):
+            return _with_threads(threads, lambda: parallel(parts, passes))
+
+    work(1)  # compile and warm the caches
+    passes = 1
+    while True:
+        elapsed = _best_time(lambda: work(passes), 3)
+        if elapsed >= seconds / 4 or passes >= 1 << 30:
+            break
+        passes *= 4
+    passes = max(1, int(passes * seconds / max(elapsed, 1e-9)))
+    elapsed = _best_time(lambda: work(passes), repeats)
+    return parts.nbytes * passes / elapsed / 1e9
+
+
+@dataclass(frozen=True)
+class RegisterTile:
+    """An ``mr × nr`` register tile of C for vectors of ``lanes`` elements."""
+
+    mr: int
+    nr: int
+    lanes: int
+
+    @property
+    def vectors(self) -> int:
+        """Vector registers per row of the tile and of B's micro-panel: nr / lanes."""
+        return self.nr // self.lanes
+
+    @property
+    def accumulators(self) -> int:
+        return self.mr * self.vectors
+
+    @property
+    def registers(self) -> int:
+        """Accumulators + one row of B (nr / lanes vectors) + one broadcast of A."""
+        return self.accumulators + self.vectors + 1
+
+
+def register_tile(
+    vector_registers: int | None = None,
+    vector_lanes: int | None = None,
+    *,
+    latency: int = FMA_LATENCY,
+    units: int = FMA_UNITS,
+) -> RegisterTile:
+    """The micro-kernel's register tile MR × NR, derived from the register file.
+
+    One step p of the micro-kernel is an outer product: it loads a row of the B
+    micro-panel (``v = NR / L`` vectors of L lanes), broadcasts MR elements of A one at
+    a time, and issues ``MR·v`` vector FMAs into the accumulators. So
+
+    * registers: ``MR·v`` accumulators + ``v`` B vectors + 1 broadcast ≤ R;
+    * latency: each accumulator is one dependency chain, and latency × units chains
+      must be in flight to keep the FMA units busy: ``MR·v ≥ latency · units``;
+    * load ports: ``MR + v`` loads per step should not exceed the ``MR·v`` FMAs (cores
+      from Haswell to Zen 3 issue at least as many loads as FMAs per cycle);
+    * among the tiles left, the largest ``MR·NR / (MR + NR)``: flops per element loaded
+      from the packed panels, the micro-kernel's arithmetic intensity.
+
+    For each ``v``, MR is the largest that fits, ``⌊(R − v − 1) / v⌋``. With AVX2 (R =
+    16 ymm, L = 8 floats): v = 1 gives 14 × 8 but needs 15 loads for 14 FMAs; v = 2
+    gives **6 × 16** (12 accumulators + 2 + 1 = 15 registers, 8 loads for 12 FMAs,
+    intensity 4.4); v = 3 gives 4 × 24 (intensity 3.4). With AVX-512 (R = 32 zmm, L =
+    16): 14 × 32 (28 + 2 + 1 = 31 registers, intensity 9.7), ahead of 9 × 48 and 6 × 64.
+    BLIS uses 6 × 16 for sgemm on Haswell and Zen, and a larger tile on Skylake-X (32 ×
+    12, its column-major twin of 12 × 32, keeping registers free for addresses).
+
+    When no tile meets the latency or load rule (tiny register files), the best of
+    those that fit is returned; ``R < 3`` has none (ValueError). Defaults: the host's
+    ISA (:func:`cnnbook.machine.vector_isa`), float32 lanes.
+    """
+    if vector_registers is None or vector_lanes is None:
+        _, bits, registers = _machine.vector_isa()
+        vector_registers = registers if vector_registers is None else vector_registers
+        vector_lanes = bits // 32 if vector_lanes is None else vector_lanes
+    for name, value in (
+        ("vector_registers", vector_registers),
+        ("vector_lanes", vector_lanes),
+        ("latency", latency),
+        ("units", units),
+    ):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, np.integer)
+        ):
+            raise TypeError(f"register_tile: {name} must be an integer, got {value!r}")
+        if value < 1:
+            raise ValueError(f"register_tile: {name} must be positive, got {value}")
+    R, L = int(vector_registers), int(vector_lanes)
+    if R < 3:
+        raise ValueError(
+            f"register_tile: {R} vector registers cannot hold an accumulator, a B "
+            "vector and a broadcast of A (3 at least)"
+        )
+    best_key, best = None, None
+    for v in range(1, R - 1):
+        mr = (R - v - 1) // v
+        if mr < 1:
+            break
+        acc = mr * v
+        key = (
+            acc >= latency * units,
+            mr + v <= acc,
+            mr * v * L / (mr + v * L),
+            -v,
+        )
+        if best_key is None or key > best_key:
+            best_key, best = key, RegisterTile(mr, v * L, L)
+    return best
+
+
+def vector_fma_counts(asm: str) -> dict[str, int]:
+    """FMA instructions in x86 assembly (numba's ``inspect_asm()``), by operand width:
+    ``zmm`` (512-bit packed), ``ymm`` (256-bit packed), ``xmm`` (128-bit packed) and
+    ``scalar`` (``vfmadd…ss/sd``: one lane, not vectorized)."""
+    counts = {"zmm": 0, "ymm": 0, "xmm": 0, "scalar": 0}
+    for line in asm.splitlines():
+        parts = line.split(None, 1)
+        if not parts or not parts[0].startswith(("vfmadd", "vfmsub", "vfnmadd")):
+            continue
+        if parts[0].endswith(("ss", "sd")):
+            counts["scalar"] += 1
+        else:
+            for width in ("zmm", "ymm", "xmm"):
+                if width in line:
+                    counts[width] += 1
+                    break
+    return counts
+
+
+def peak_kernel_asm(dtype=np.float32) -> str:
+    """The assembly of :func:`peak_gflops`' single-thread kernel for this host, compiled
+    on first use (``vector_fma_counts`` of it should show ``peak_accumulators()``
+    packed FMAs of the host's widest vectors and no scalar ones)."""
+    dt = _check_dtype(dtype, "peak_kernel_asm")
+    _, bits, registers = _machine.vector_isa()
+    lanes = max(1, bits // (8 * dt.itemsize))
+    single, _ = _fma_kernels(dt, peak_accumulators(registers), lanes)
+    single(1, dt.type(0.999), dt.type(1e-3))  # compile
+    return "\n".join(single.inspect_asm().values())
+
+
+__all__ += [
+    "vector_fma_counts",
+    "peak_kernel_asm",
+    "FMA_LATENCY",
+    "FMA_UNITS",
+    "RegisterTile",
+    "peak_accumulators",
+    "peak_gflops",
+    "stream_bandwidth",
+    "register_tile",
+]

@@ -2,6 +2,8 @@
 tolerance."""
 
 import functools
+import math
+import os
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from hypothesis import strategies as st
 
 pytest.importorskip("numba")
 
-from cnnbook import blas  # noqa: E402
+from cnnbook import blas, machine  # noqa: E402
 
 VARIANTS = blas.VARIANTS
 # Small blocks, so that small matrices already cross several block boundaries of every
@@ -307,3 +309,117 @@ def test_layers_with_tiny_blas_backend_match_numpy():
         F.linear_backward(dl, xl, W), F.linear_backward(dl, xl, W, gemm=blas.matmul)
     ):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------
+# The machine's yardsticks (issue 17): no timing is asserted, only sanity and errors
+# --------------------------------------------------------------------------------------
+
+FAST = {"seconds": 0.002, "repeats": 1}
+
+
+@pytest.mark.parametrize("threads", [1, os.cpu_count() or 1])
+def test_peak_gflops_is_positive_and_finite(threads):
+    peak = blas.peak_gflops(threads, **FAST)
+    assert isinstance(peak, float) and math.isfinite(peak) and peak > 0
+
+
+@pytest.mark.parametrize(
+    "fn", [blas.peak_gflops, functools.partial(blas.stream_bandwidth, 64 * 1024)]
+)
+def test_yardsticks_reject_bad_threads(fn):
+    for bad in (0, -1, (os.cpu_count() or 1) + 1):
+        with pytest.raises(ValueError, match="threads"):
+            fn(threads=bad, **FAST)
+    for bad in (1.0, "2", True, None):
+        with pytest.raises(TypeError, match="threads"):
+            fn(threads=bad, **FAST)
+
+
+def test_peak_gflops_rejects_unsupported_dtypes():
+    for bad in (np.float64, np.int32, np.complex64, "float16"):
+        with pytest.raises(TypeError, match="float32"):
+            blas.peak_gflops(dtype=bad, **FAST)
+    with pytest.raises(TypeError, match="dtype"):
+        blas.peak_gflops(dtype="no such type", **FAST)
+
+
+def test_peak_kernel_is_packed_fmas_in_registers():
+    _, bits, registers = machine.vector_isa()
+    counts = blas.vector_fma_counts(blas.peak_kernel_asm())
+    assert counts["scalar"] == 0, counts
+    widest = {512: "zmm", 256: "ymm", 128: "xmm"}.get(bits)
+    if widest is None or not machine.cpu_flags() & {"fma", "avx512f"}:
+        pytest.skip(f"no x86 FMA vectors on this host ({bits}-bit)")
+    assert counts[widest] >= blas.peak_accumulators(registers), counts
+
+
+def test_vector_fma_counts():
+    asm = (
+        "\tvfmadd231ps\t%zmm1, %zmm2, %zmm3\n"
+        "\tvfmadd213ps\t%ymm1, %ymm11, %ymm14\n"
+        "\tvfmadd231ps\t(%rax), %ymm1, %ymm2\n"
+        "\tvfmadd213ss\t%xmm1, %xmm0, %xmm2\n"
+        "\tvfmadd231pd\t%xmm1, %xmm0, %xmm2\n"
+        "\tvmulps\t%ymm1, %ymm2, %ymm3\n"
+    )
+    assert blas.vector_fma_counts(asm) == {"zmm": 1, "ymm": 2, "xmm": 1, "scalar": 1}
+
+
+@pytest.mark.parametrize("nbytes", [16 * 1024, 256 * 1024, 4 * 1024 * 1024])
+def test_stream_bandwidth_is_positive_and_finite(nbytes):
+    for threads in sorted({1, os.cpu_count() or 1}):
+        gbs = blas.stream_bandwidth(nbytes, threads, **FAST)
+        assert isinstance(gbs, float) and math.isfinite(gbs) and gbs > 0
+
+
+def test_stream_bandwidth_rejects_bad_sizes():
+    for bad in (0, -4096, 16, 1 << 60):
+        with pytest.raises(ValueError, match="nbytes"):
+            blas.stream_bandwidth(bad, **FAST)
+    for bad in (4096.0, "4096", True, None):
+        with pytest.raises(TypeError, match="nbytes"):
+            blas.stream_bandwidth(bad, **FAST)
+
+
+def test_register_tile_avx2_and_avx512():
+    avx2 = blas.register_tile(16, 8)  # 16 ymm registers of 8 floats
+    assert (avx2.mr, avx2.nr) == (6, 16)  # BLIS's Haswell/Zen sgemm tile
+    assert (avx2.accumulators, avx2.registers) == (12, 15)
+    avx512 = blas.register_tile(32, 16)  # 32 zmm registers of 16 floats
+    assert avx512.registers <= 32 and avx512.nr % 16 == 0
+    assert avx512.accumulators >= blas.FMA_LATENCY * blas.FMA_UNITS
+    assert avx512.mr * avx512.nr > avx2.mr * avx2.nr
+    assert (avx512.mr, avx512.nr) == (14, 32)
+    # the host's tile, from cnnbook.machine
+    _, bits, registers = machine.vector_isa()
+    assert blas.register_tile() == blas.register_tile(registers, bits // 32)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 4, 8, 16])
+def test_register_tile_fits_the_register_file(lanes):
+    for registers in range(3, 65):
+        tile = blas.register_tile(registers, lanes)
+        assert tile.mr >= 1 and tile.nr >= lanes and tile.nr % lanes == 0
+        assert tile.lanes == lanes
+        # accumulators + one row of B + one broadcast of A fit in the register file
+        assert tile.mr * tile.nr // lanes + tile.nr // lanes + 1 <= registers
+        if registers >= 2 * blas.FMA_LATENCY * blas.FMA_UNITS:
+            # enough registers: the tile hides the FMA latency, and its loads (MR
+            # broadcasts + NR/lanes vectors) do not outnumber its FMAs
+            assert tile.accumulators >= blas.FMA_LATENCY * blas.FMA_UNITS
+            assert tile.mr + tile.vectors <= tile.accumulators
+
+
+def test_register_tile_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="3 at least"):
+        blas.register_tile(2, 8)
+    for bad in (0, -16):
+        with pytest.raises(ValueError, match="vector_registers"):
+            blas.register_tile(bad, 8)
+        with pytest.raises(ValueError, match="vector_lanes"):
+            blas.register_tile(16, bad)
+    with pytest.raises(TypeError, match="vector_lanes"):
+        blas.register_tile(16, 8.0)
+    with pytest.raises(TypeError, match="latency"):
+        blas.register_tile(16, 8, latency="4")
