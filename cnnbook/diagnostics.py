@@ -232,3 +232,465 @@ def plot_profile(history, title: str = "", ax=None):
         )
         mem_ax.legend(loc="upper left")
     return ax
+
+
+# --------------------------------------------------------------------------------------
+# diagnosis: which phase grows, in what shape, and what could cause it (issue 16)
+# --------------------------------------------------------------------------------------
+# Appended at the end so that the line numbers of the listings above stay put.
+
+import cProfile  # noqa: E402
+import math  # noqa: E402
+import pstats  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Mapping  # noqa: E402
+
+__all__ += ["Diagnosis", "diagnose", "ProfileRow", "ProfileComparison"]
+__all__ += ["compare_profiles", "SUSPECTS"]
+
+#: The vocabulary of :func:`diagnose`'s ``suspects``, one name per mechanism.
+SUSPECTS = (
+    "never-cleared graph",  # a graph/tape/cache kept every step and walked every step
+    "instrumentation",  # debug logs re-scanned, hooks piling up
+    "leak",  # references kept: memory grows, time need not
+    "allocation",  # allocation slows as live objects grow (debug allocators)
+    "subnormals",  # values decay below the smallest normal float
+)
+MIN_POINTS = 6  # shortest series diagnose() will judge
+GROWTH_THRESHOLD = 1.2  # late/early median ratio from which a phase "grows"
+_MEMORY_KEYS = ("traced_mb", "objects")
+_MEMORY_FLOOR = {"traced_mb": 0.25, "objects": 100.0}  # as in the regression guard
+_IGNORED_KEYS = ("peak_mb", "rss_mb")  # peaks and RSS: noisy, and RSS never shrinks
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What :func:`diagnose` found; see there for the rules."""
+
+    growing: list  # phases whose time grows, in the order given
+    pattern: dict  # phase -> "flat" | "ramp" | "staircase"
+    growth: dict  # phase -> late/early median ratio
+    memory_grows: bool  # traced memory or live objects grow (False if not measured)
+    suspects: list  # most likely first, drawn from SUSPECTS
+    memory_measured: bool = True  # False when no "traced_mb"/"objects" were given
+
+    def __str__(self) -> str:
+        lines = []
+        for phase, ratio in self.growth.items():
+            lines.append(f"{phase:<12} {self.pattern[phase]:<9} x{ratio:.2f}")
+        memory = (
+            ("grows" if self.memory_grows else "flat")
+            if self.memory_measured
+            else "not measured"
+        )
+        lines.append(f"memory: {memory}")
+        lines.append("suspects: " + (", ".join(self.suspects) or "none"))
+        return "\n".join(lines)
+
+
+def _series_from(series) -> dict:
+    """Phase and memory series from a mapping, a PhaseTimer or a ``fit`` History."""
+    if isinstance(series, PhaseTimer):
+        series = series.history
+    if not isinstance(series, Mapping):
+        if hasattr(series, "forward_time") and hasattr(series, "backward_time"):
+            return {  # a cnnbook.train.History: seconds per epoch
+                name: getattr(series, name + "_time")
+                for name in ("forward", "backward", "update")
+                if len(getattr(series, name + "_time", ()))
+            }
+        raise TypeError(
+            "series must map phase names to durations, or be a PhaseTimer or a "
+            f"History from fit, got {type(series).__name__}"
+        )
+    data = {}
+    for key, values in series.items():
+        if key in _IGNORED_KEYS or (
+            key.endswith("_median") and key[: -len("_median")] in series
+        ):
+            continue
+        if key + "_median" in series:  # PhaseTimer: per-step medians beat sums
+            values = series[key + "_median"]
+        data[str(key)] = values
+    return data
+
+
+def _checked(data: dict) -> dict:
+    arrays = {}
+    for key, values in data.items():
+        a = np.asarray(values, dtype=float)
+        if a.ndim != 1:
+            raise ValueError(f"{key!r} must be a 1-D sequence, got shape {a.shape}")
+        if a.size < MIN_POINTS:
+            raise ValueError(
+                f"{key!r} has {a.size} values: too short to judge growth and shape; "
+                f"need at least {MIN_POINTS} (per step or per epoch)"
+            )
+        bad = np.flatnonzero(~np.isfinite(a) | (a < 0))
+        if bad.size:
+            what = "duration" if key not in _MEMORY_KEYS else "value"
+            raise ValueError(
+                f"{key!r} has a non-finite or negative {what} at index {bad[0]}: "
+                f"{float(a[bad[0]])!r}"
+            )
+        arrays[key] = a
+    lengths = {key: a.size for key, a in arrays.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"series must be measured at the same points, got lengths {lengths}"
+        )
+    if not any(key not in _MEMORY_KEYS for key in arrays):
+        raise ValueError("series has no phase durations, only memory")
+    return arrays
+
+
+def _windows(a: np.ndarray) -> tuple[float, float]:
+    w = max(3, a.size // 4)
+    return float(np.median(a[:w])), float(np.median(a[-w:]))
+
+
+def _median3(a: np.ndarray) -> np.ndarray:
+    """Running median of 3 with Tukey's end rule: removes isolated spikes, keeps
+    steps and ramps."""
+    y = a.copy()
+    y[1:-1] = np.median(np.stack([a[:-2], a[1:-1], a[2:]]), axis=0)
+    y[0] = np.median([a[0], y[1], 3 * y[1] - 2 * y[2]])
+    y[-1] = np.median([a[-1], y[-2], 3 * y[-2] - 2 * y[-3]])
+    return y
+
+
+def _robust_sigma(d: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(d - np.median(d))))
+
+
+def _phase_growth(a: np.ndarray) -> tuple[float, bool]:
+    early, late = _windows(a)
+    if early == 0:
+        ratio = 1.0 if late == 0 else math.inf
+    else:
+        ratio = late / early
+    # Noise gate: per-point noise from the spread of the increments (a trend or a
+    # few steps shift their median, not their spread); the medians of two windows
+    # of w points must differ by more than about 2.3 of their standard errors.
+    w = max(3, a.size // 4)
+    noise = _robust_sigma(np.diff(a)) / math.sqrt(2)
+    grows = ratio >= GROWTH_THRESHOLD and late - early > 4 * noise / math.sqrt(w)
+    return ratio, grows
+
+
+def _sse(design: np.ndarray, y: np.ndarray) -> float:
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return float(np.sum((y - design @ coef) ** 2))
+
+
+def _change_points(
+    y: np.ndarray, k: int, penalty: float = 0.0, min_len: int = 2
+) -> list:
+    """Up to ``k`` mean-shift change points of ``y`` by binary segmentation: each
+    split is the one, over all current segments, that lowers the squared error of
+    a piecewise-constant fit the most, and only if by more than ``penalty``."""
+    bounds = [0, y.size]
+    for _ in range(k):
+        best = (penalty, None)
+        for s, e in zip(bounds[:-1], bounds[1:]):
+            seg = y[s:e]
+            if seg.size < 2 * min_len:
+                continue
+            j = np.arange(min_len, seg.size - min_len + 1)
+            c = np.cumsum(seg)
+            left, right = c[j - 1] / j, (c[-1] - c[j - 1]) / (seg.size - j)
+            gain = j * (seg.size - j) / seg.size * (left - right) ** 2
+            i = int(np.argmax(gain))
+            if gain[i] > best[0]:
+                best = (float(gain[i]), s + int(j[i]))
+        if best[1] is None:
+            break
+        bounds = sorted(bounds + [best[1]])
+    return bounds[1:-1]
+
+
+def _bends(y: np.ndarray, k: int) -> float:
+    """Squared error of a continuous piecewise-linear fit with up to ``k`` bends,
+    each added greedily where it lowers the error the most."""
+    t = np.arange(y.size, dtype=float)
+    columns = [np.ones_like(t), t]
+    error = _sse(np.column_stack(columns), y)
+    for _ in range(k):
+        trials = [
+            (_sse(np.column_stack(columns + [np.maximum(t - c, 0)]), y), c)
+            for c in t[1:-1]
+        ]
+        best, c = min(trials)
+        if best >= error:
+            break
+        error = best
+        columns.append(np.maximum(t - c, 0))
+    return error
+
+
+def _shape(a: np.ndarray, points: int = 60) -> str:
+    """ "ramp" or "staircase" for a growing series (see :func:`diagnose`)."""
+    if a.size > points:
+        a = np.array([np.median(b) for b in np.array_split(a, points)])
+    y = _median3(a)
+    # A jump must lower the squared error by more than noise could (a BIC-like
+    # penalty, noise from the increments' spread): this counts the jumps needed.
+    noise = _robust_sigma(np.diff(a)) / math.sqrt(2)  # before smoothing
+    penalty = 3 * noise**2 * math.log(y.size)
+    cps = _change_points(y, max(1, min(10, y.size // 6)), penalty)
+    if not cps:
+        return "ramp"
+    t = np.arange(y.size, dtype=float)
+    steps = _sse(np.column_stack([np.ones_like(t)] + [t >= c for c in cps]), y)
+    return "staircase" if steps < 0.75 * _bends(y, len(cps)) else "ramp"
+
+
+def _memory_grows(key: str, a: np.ndarray) -> bool:
+    early, late = _windows(a)
+    return late - early > max(0.05 * abs(early), _MEMORY_FLOOR[key])
+
+
+def diagnose(series) -> Diagnosis:
+    """Which phases get slower, in what shape, and which causes fit the evidence.
+
+    ``series`` maps phase names (``"forward"``, ``"backward"``, ``"update"``, ...) to
+    sequences of durations in seconds, one per step or per epoch; optional keys
+    ``"traced_mb"`` (tracemalloc MiB) and ``"objects"`` (live-object counts) hold
+    memory at the same points. A :class:`PhaseTimer` (or its ``history``) is
+    accepted: its per-step medians ``"<phase>_median"`` are used in place of the
+    epoch sums, and ``"peak_mb"``/``"rss_mb"`` are ignored. A ``History`` from
+    :func:`cnnbook.train.fit` is accepted too (``forward_time``, ``backward_time``,
+    ``update_time``; seconds per epoch).
+
+    Rules (each robust to timing noise):
+
+    - **growth**: median of the last ``w`` points over the median of the first ``w``,
+      ``w = max(3, n // 4)``; medians, so one slow step (a GC pause, a context
+      switch) decides nothing. A phase is **growing** when that ratio is at least
+      1.2 *and* the rise exceeds what noise could make, ``4 sigma / sqrt(w)``: the
+      noise sigma is estimated from the spread (MAD) of the point-to-point
+      increments, which a trend or a few steps do not inflate.
+    - **pattern**: ``"flat"`` for a phase that does not grow (shrinking included).
+      A growing phase is a ``"staircase"`` or a ``"ramp"`` by which of two shapes
+      fits it better with as many breakpoints: the series is first reduced to
+      ``m <= 60`` block medians and smoothed by a running median of 3, so that isolated
+      spikes and most noise are gone; binary segmentation then places jumps, each
+      only if it lowers the squared error by more than noise could (``3 sigma^2
+      ln m``, sigma from the spread of the increments; at most ``min(10, m //
+      6)`` jumps); the series is a staircase when this piecewise-*constant* fit
+      leaves less than 0.75 of the squared error of a continuous
+      piecewise-*linear* fit with as many bends (placed greedily), else a ramp.
+      Why: a ramp adds a little at every step (a cache walked once more per step,
+      values decaying), which bends fit and jumps can only quantize; a staircase
+      adds nothing between events and a lot at each one (a hook registered per
+      epoch), which jumps fit and bends can only smear. Where noise drowns the
+      difference, the answer is "ramp". Per-epoch sums or medians turn a per-epoch
+      staircase into a ramp: judge the shape on per-step series.
+    - **memory_grows**: ``"traced_mb"`` or ``"objects"`` rises, late window against
+      early window, by more than 5% and by more than 0.25 MiB or 100 objects.
+
+    ``suspects`` (most likely first, from :data:`SUSPECTS`) follow the evidence:
+
+    - nothing grows: ``["leak"]`` if memory grows, else ``[]``;
+    - a growing phase is a staircase: ``"instrumentation"`` first (something is
+      added at discrete events, and every later step pays for it);
+    - time and memory grow: ``"never-cleared graph"`` (each step keeps its inputs
+      and the growing phase walks them all; the phases that do not grow, e.g. the
+      forward control, rule out a global cause), then ``"instrumentation"`` (logs
+      re-scanned also grow), ``"allocation"``, ``"leak"``. When *every* phase
+      grows (two or more), ``"allocation"`` comes first: a debug allocator slows
+      every phase that allocates, a cache only the phase that walks it;
+    - time grows, memory flat: ``"subnormals"`` (nothing is kept, values decay:
+      count subnormals in that phase's tensors), then ``"allocation"``; again
+      ``"allocation"`` first when every phase grows. A never-cleared graph or a
+      leak would show in memory, so they are not suspects;
+    - time grows, memory not measured (``memory_measured`` False): nothing rules
+      a cause out, so ``["never-cleared graph", "subnormals", "instrumentation",
+      "allocation"]``, reordered by the two rules above (staircase, every phase).
+
+    Raises ``ValueError`` for series shorter than ``MIN_POINTS`` (6) points, of
+    unequal lengths, with non-finite or negative values, or with no phase at all.
+    """
+    arrays = _checked(_series_from(series))
+    phases = [key for key in arrays if key not in _MEMORY_KEYS]
+    memory_keys = [key for key in _MEMORY_KEYS if key in arrays]
+    growth_of, pattern, growing = {}, {}, []
+    for phase in phases:
+        ratio, grows = _phase_growth(arrays[phase])
+        growth_of[phase] = ratio
+        pattern[phase] = _shape(arrays[phase]) if grows else "flat"
+        if grows:
+            growing.append(phase)
+    memory = any(_memory_grows(key, arrays[key]) for key in memory_keys)
+    measured = bool(memory_keys)
+    every = len(phases) >= 2 and len(growing) == len(phases)
+    staircase = any(pattern[p] == "staircase" for p in growing)
+    if not growing:
+        order = ["leak"] if memory else []
+    elif memory:
+        order = ["never-cleared graph", "instrumentation", "allocation", "leak"]
+    elif measured:
+        order = ["subnormals", "allocation"]
+    else:
+        order = ["never-cleared graph", "subnormals", "instrumentation", "allocation"]
+    if growing and every:
+        order = ["allocation"] + [s for s in order if s != "allocation"]
+    if staircase:
+        order = ["instrumentation"] + [s for s in order if s != "instrumentation"]
+    return Diagnosis(
+        growing=growing,
+        pattern=pattern,
+        growth=growth_of,
+        memory_grows=memory,
+        suspects=order,
+        memory_measured=measured,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# profiles compared: which functions' time grew between an early and a late profile
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    """One function of :func:`compare_profiles`: own seconds early and late."""
+
+    function: str
+    early: float
+    late: float
+    early_calls: int | None = None
+    late_calls: int | None = None
+
+    @property
+    def grown(self) -> float:
+        return self.late - self.early
+
+    @property
+    def ratio(self) -> float:
+        return self.late / self.early if self.early > 0 else math.inf
+
+
+_WIDTH = 88
+
+
+def _fit_name(name: str, width: int) -> str:
+    """Cut on the right: the function's name comes first, its file after."""
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ProfileComparison:
+    """Functions whose time grew, largest growth first; prints within 88 columns."""
+
+    rows: tuple
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+    @property
+    def functions(self) -> list:
+        return [row.function for row in self.rows]
+
+    def __str__(self) -> str:
+        if not self.rows:
+            return "no function's time grew"
+        tail = f"{'early s':>8} {'late s':>8} {'grown s':>9} {'ratio':>7}"
+        tail += f" {'calls':>7} {'calls':>7}"
+        name_width = _WIDTH - len(tail) - 1
+        lines = [f"{'function (own time)':<{name_width}} {tail}"]
+        lines.append(
+            f"{'':<{name_width}} {'':>8} {'':>8} {'':>9} {'':>7}"
+            f" {'early':>7} {'late':>7}"
+        )
+        for r in self.rows:
+            ratio = "new" if math.isinf(r.ratio) else f"{r.ratio:.1f}x"
+            calls = " ".join(
+                f"{'-' if c is None else c:>7}" for c in (r.early_calls, r.late_calls)
+            )
+            lines.append(
+                f"{_fit_name(r.function, name_width):<{name_width}} "
+                f"{r.early:>8.4f} {r.late:>8.4f} {r.grown:>+9.4f} {ratio:>7} {calls}"
+            )
+        return "\n".join(line.rstrip() for line in lines)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _label(key) -> str:
+    filename, line, name = key
+    if filename == "~":  # built-ins: pstats' own convention
+        return name
+    return f"{name} ({os.path.basename(filename)}:{line})"
+
+
+_PROFILER_OFF = "<method 'disable' of '_lsprof.Profiler' objects>"
+
+
+def _profile_records(profile, which: str) -> dict:
+    """function -> (own seconds, calls or None)."""
+    if isinstance(profile, cProfile.Profile):
+        profile = pstats.Stats(profile)
+    if isinstance(profile, pstats.Stats):
+        records = {}
+        for key, (_, calls, own, _, _) in profile.stats.items():
+            if key[2] == _PROFILER_OFF:  # the profiler switching itself off
+                continue
+            label = _label(key)
+            old_own, old_calls = records.get(label, (0.0, 0))
+            records[label] = (old_own + own, old_calls + calls)
+        return records
+    if isinstance(profile, Mapping):
+        records = {}
+        for name, seconds in profile.items():
+            total = float(np.sum(seconds))
+            if not math.isfinite(total) or total < 0:
+                raise ValueError(
+                    f"{which} profile: {name!r} must be finite non-negative seconds, "
+                    f"got {total!r}"
+                )
+            records[str(name)] = (total, None)
+        return records
+    raise TypeError(
+        f"{which} profile must be a cProfile.Profile, a pstats.Stats or a dict of "
+        f"seconds per phase/function, got {type(profile).__name__}"
+    )
+
+
+def compare_profiles(early, late, top: int = 10) -> ProfileComparison:
+    """The functions whose time grew from an ``early`` to a ``late`` profile.
+
+    Each profile is a :class:`cProfile.Profile`, a :class:`pstats.Stats`, or a dict
+    of per-phase (or per-function) records: name -> seconds, or a sequence of
+    seconds that is summed (e.g. one epoch of a :class:`PhaseTimer`'s calls). Both
+    should cover the same amount of work (one epoch each, say). Functions are
+    compared by *own* time (pstats' ``tottime``): cumulative time grows in every
+    caller of a slow function, own time only where the time is spent. Returns at
+    most ``top`` rows, ranked by growth in seconds (largest first; ties by ratio),
+    functions whose time did not grow left out; a function absent early counts as
+    0 s there (ratio "new"). Functions are labelled ``name (file.py:line)``,
+    built-ins by name alone. ``print`` it for a table within 88 columns; each row
+    (:class:`ProfileRow`) has ``function``, ``early``, ``late``, ``grown``,
+    ``ratio`` and call counts (None for dict records).
+    """
+    if not isinstance(top, int) or top < 1:
+        raise ValueError(f"top must be a positive integer, got {top!r}")
+    before = _profile_records(early, "early")
+    after = _profile_records(late, "late")
+    rows = []
+    for name, (late_s, late_calls) in after.items():
+        early_s, early_calls = before.get(
+            name, (0.0, 0 if late_calls is not None else None)
+        )
+        row = ProfileRow(name, early_s, late_s, early_calls, late_calls)
+        if row.grown > 0:
+            rows.append(row)
+    rows.sort(key=lambda r: (-r.grown, -r.ratio, r.function))
+    return ProfileComparison(tuple(rows[:top]))

@@ -192,3 +192,250 @@ def test_the_guard_catches_a_planted_leak():
 
     memory_growth, object_growth = _train_and_measure(augment=leaky_augment)
     assert memory_growth >= 0.25  # the same bound as above now fails: 32 steps × 18 KiB
+
+
+# --- diagnose: synthetic series, no clocks
+# -------------------------------------------------------------------------
+
+from cnnbook.diagnostics import compare_profiles, diagnose  # noqa: E402
+
+STEPS = 120
+
+
+def _noise(seed, level=0.05, n=STEPS):
+    """Multiplicative timing noise, with a few slow outliers (GC pauses)."""
+    rng = np.random.default_rng(seed)
+    noise = 1 + level * rng.standard_normal(n)
+    noise[rng.choice(n, 3, replace=False)] *= 3  # isolated spikes: judged by nothing
+    return noise
+
+
+def _flat(seed, ms=1.0):
+    return 1e-3 * ms * _noise(seed)
+
+
+def _ramp(seed, ms=1.0, to=2.0):
+    return 1e-3 * ms * np.linspace(1.0, to, STEPS) * _noise(seed)
+
+
+def _staircase(seed, ms=1.0, steps=3, height=0.4):
+    level = 1 + height * (np.arange(STEPS) // (STEPS // (steps + 1)))
+    return 1e-3 * ms * level * _noise(seed)
+
+
+def test_flat_noise_is_flat_and_has_no_suspects():
+    d = diagnose({"forward": _flat(1), "backward": _flat(2, ms=2), "update": _flat(3)})
+    assert d.growing == []
+    assert d.pattern == {"forward": "flat", "backward": "flat", "update": "flat"}
+    assert all(abs(r - 1) < 0.1 for r in d.growth.values())
+    assert d.suspects == [] and not d.memory_grows and not d.memory_measured
+
+
+def test_flat_noise_never_grows_over_many_seeds():
+    for seed in range(50):
+        assert (
+            diagnose({"forward": _flat(seed), "backward": _flat(seed + 1)}).growing
+            == []
+        )
+
+
+def test_a_noisy_ramp_in_backward_with_growing_memory_is_a_never_cleared_graph():
+    traced = np.linspace(10.0, 40.0, STEPS)  # every step keeps its inputs
+    d = diagnose({"forward": _flat(4), "backward": _ramp(5), "traced_mb": traced})
+    assert d.growing == ["backward"]
+    assert d.pattern == {"forward": "flat", "backward": "ramp"}
+    assert d.growth["backward"] == pytest.approx(1.66, abs=0.1)  # quarter windows
+    assert d.memory_grows
+    assert d.suspects[0] == "never-cleared graph"
+    assert set(d.suspects) <= set(diagnostics.SUSPECTS)
+
+
+def test_shapes_over_many_seeds():
+    # Deterministic (seeded); rates rather than every seed, since a noisy ramp can
+    # happen to look stepped, and a noisy staircase smeared.
+    def rate(make, expected):
+        patterns = [
+            diagnose({"backward": make(s)}).pattern["backward"] for s in range(30)
+        ]
+        return patterns.count(expected) / len(patterns)
+
+    assert rate(_ramp, "ramp") >= 0.9
+    assert rate(_staircase, "staircase") >= 0.9
+    assert rate(lambda s: _staircase(s, steps=2, height=1.0), "staircase") >= 0.9
+
+
+def test_a_staircase_points_at_instrumentation():
+    objects = np.full(STEPS, 5000.0)  # a hook per epoch: a handful of objects
+    d = diagnose({"forward": _flat(6), "backward": _staircase(7), "objects": objects})
+    assert d.pattern["backward"] == "staircase"
+    assert d.growing == ["backward"] and not d.memory_grows
+    assert d.suspects[0] == "instrumentation"
+
+
+def test_growth_in_update_with_flat_memory_points_at_subnormals():
+    d = diagnose(
+        {
+            "forward": _flat(8),
+            "backward": _flat(9, ms=2),
+            "update": _ramp(10, ms=0.3, to=3.0),
+            "traced_mb": 12 + 0.01 * np.sin(np.arange(STEPS)),
+        }
+    )
+    assert d.growing == ["update"] and d.pattern["update"] == "ramp"
+    assert d.pattern["forward"] == d.pattern["backward"] == "flat"
+    assert not d.memory_grows and d.memory_measured
+    assert d.suspects == ["subnormals", "allocation"]
+
+
+def test_memory_growing_without_time_growth_is_a_leak():
+    objects = 40_000 + 50 * np.arange(STEPS)
+    d = diagnose({"forward": _flat(11), "backward": _flat(12), "objects": objects})
+    assert d.growing == [] and d.memory_grows
+    assert d.suspects == ["leak"]
+
+
+def test_every_phase_growing_with_memory_puts_allocation_first():
+    objects = 40_000 + 200 * np.arange(STEPS)
+    d = diagnose({"forward": _ramp(13), "backward": _ramp(14), "objects": objects})
+    assert d.growing == ["forward", "backward"]
+    assert d.suspects[:2] == ["allocation", "never-cleared graph"]
+
+
+def test_memory_growth_below_the_floors_is_flat():
+    d = diagnose(
+        {"backward": _flat(15), "traced_mb": np.linspace(0.1, 0.3, STEPS)}
+    )  # tripled, but by 0.2 MiB: below the guard's 0.25 MiB
+    assert not d.memory_grows
+
+
+def test_diagnose_accepts_a_phase_timer_and_its_medians(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(diagnostics.time, "perf_counter", clock)
+    timer = PhaseTimer()
+    for epoch in range(8):
+        for step in range(5):
+            with timer.phase("forward"):
+                clock.now += 0.01
+            with timer.phase("backward"):
+                clock.now += 0.02 * (1 + epoch) if step else 5.0  # one huge step
+        timer.end_epoch()
+    d = diagnose(timer)
+    assert set(d.growth) == {"forward", "backward"}  # medians used, not "_median"
+    assert d.growth["forward"] == pytest.approx(1.0)
+    assert d.growing == ["backward"] and d.pattern["backward"] == "ramp"
+    assert d.suspects[0] == "never-cleared graph" and not d.memory_measured
+    assert diagnose(timer.history) == d
+
+
+def test_diagnose_accepts_a_history_from_fit():
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 1, 12, 12), dtype=np.float32)
+    y = rng.integers(0, 10, 64)
+    model = seed_cnn(input_size=12, rng=0)
+    history = fit(
+        model,
+        X,
+        y,
+        optimizer=SGD(model.parameters(), lr=0.05),
+        epochs=6,
+        batch_size=32,
+    )
+    d = diagnose(history)  # real timings: only the structure is asserted
+    assert set(d.growth) == {"forward", "backward", "update"}
+    assert set(d.pattern.values()) <= {"flat", "ramp", "staircase"}
+    with pytest.raises(ValueError, match="at least 6"):
+        diagnose(fit(model, X, y, optimizer=SGD(model.parameters(), lr=0.05), epochs=2))
+
+
+def test_diagnose_rejects_what_it_cannot_judge():
+    with pytest.raises(ValueError, match=r"has 5 values: too short.*at least 6"):
+        diagnose({"backward": [1.0] * 5})
+    with pytest.raises(ValueError, match="same points.*'forward': 8.*'backward': 7"):
+        diagnose({"forward": [1.0] * 8, "backward": [1.0] * 7})
+    with pytest.raises(ValueError, match="same points"):
+        diagnose({"backward": [1.0] * 8, "traced_mb": [1.0] * 9})
+    with pytest.raises(ValueError, match="'backward'.*negative duration at index 2"):
+        diagnose({"backward": [1.0, 1.0, -1.0, 1.0, 1.0, 1.0]})
+    with pytest.raises(ValueError, match="non-finite.*index 3: nan"):
+        diagnose({"backward": [1.0, 1.0, 1.0, float("nan"), 1.0, 1.0]})
+    with pytest.raises(ValueError, match="non-finite"):
+        diagnose({"backward": [1.0] * 6, "objects": [1, 1, 1, 1, 1, np.inf]})
+    with pytest.raises(ValueError, match="1-D"):
+        diagnose({"backward": np.ones((6, 2))})
+    with pytest.raises(ValueError, match="no phase durations"):
+        diagnose({"traced_mb": [1.0] * 6})
+    with pytest.raises(TypeError, match="PhaseTimer or a History"):
+        diagnose([1.0] * 6)
+
+
+def test_diagnosis_is_frozen_and_prints_narrow():
+    d = diagnose({"forward": _flat(16), "backward": _staircase(17)})
+    with pytest.raises(AttributeError):
+        d.growing = []
+    assert "suspects: instrumentation" in str(d)
+    assert max(len(line) for line in str(d).splitlines()) <= 88
+
+
+# --- compare_profiles: real cProfile runs, only the ranking asserted
+# -------------------------------------------------------------------------
+
+
+def _constant_work():
+    return sum(range(2000))
+
+
+def _growing_work(n):
+    total = 0
+    for i in range(n):
+        total += i * i
+    return total
+
+
+def _step(n):
+    _constant_work()
+    return _growing_work(n)
+
+
+def _profile(n):
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.enable()
+    for _ in range(5):
+        _step(n)
+    profile.disable()
+    return profile
+
+
+def test_compare_profiles_ranks_the_function_that_does_more_work_late():
+    import pstats
+
+    early, late = _profile(1_000), _profile(300_000)  # 300x the loop, planted
+    table = compare_profiles(early, late)
+    assert "_growing_work" in table.functions[0]
+    assert table[0].early_calls == table[0].late_calls == 5
+    assert table[0].ratio > 10 and table[0].grown > 0
+    assert all(a.grown >= b.grown for a, b in zip(table, table.rows[1:]))
+    text = str(table)
+    assert max(len(line) for line in text.splitlines()) <= 88
+    assert "_growing_work" in text.splitlines()[2]
+    same = compare_profiles(pstats.Stats(early), pstats.Stats(late), top=1)
+    assert len(same) == 1 and "_growing_work" in same.functions[0]
+
+
+def test_compare_profiles_on_per_phase_records():
+    early = {"forward": 1.0, "backward": 2.0, "update": 0.5}
+    late = {"forward": 1.0, "backward": [2.0, 3.0], "update": 0.75, "hooks": 0.1}
+    table = compare_profiles(early, late)
+    assert table.functions == ["backward", "update", "hooks"]  # forward did not grow
+    assert [r.ratio for r in table][:2] == [2.5, 1.5]
+    assert "new" in str(table).splitlines()[-1]
+    assert str(compare_profiles(late, early)) == "no function's time grew"
+    long = {"x" * 200: 1.0}
+    assert max(len(line) for line in str(compare_profiles({}, long)).splitlines()) <= 88
+    with pytest.raises(ValueError, match="top"):
+        compare_profiles(early, late, top=0)
+    with pytest.raises(ValueError, match="'backward'.*non-negative"):
+        compare_profiles(early, {"backward": -1.0})
+    with pytest.raises(TypeError, match="cProfile.Profile"):
+        compare_profiles(early, [1.0])
