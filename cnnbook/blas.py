@@ -679,6 +679,7 @@ def matmul(a, b, variant: str = "packed"):
 # line numbers.
 # --------------------------------------------------------------------------------------
 
+import threading  # noqa: E402
 import time  # noqa: E402
 
 from cnnbook import machine as _machine  # noqa: E402
@@ -749,14 +750,13 @@ def _stack_buffer(nbtype, size: int):
 
 @functools.lru_cache(maxsize=None)
 def _fma_kernels(dtype: np.dtype, chains: int, lanes: int):
-    """Compiled ``(fma_chains, fma_blocks)`` for ``chains`` vector accumulators of
+    """Compiled ``fma_chains`` (nogil) for ``chains`` vector accumulators of
     ``lanes`` elements each.
 
     ``fma_chains(iterations, x, y)`` runs ``acc ← acc·x + y`` on every accumulator
     ``iterations`` times: ``chains`` independent dependency chains of vector FMAs,
     kept in registers (a stack tile, fully unrolled), and returns their sum so nothing
     is optimised away. With ``0 < x < 1`` the values stay finite and normal.
-    ``fma_blocks(blocks, iterations, x, y)`` runs ``blocks`` of them in parallel.
     """
     if numba is None:
         raise ImportError(_NUMBA_MISSING)
@@ -780,15 +780,7 @@ def _fma_kernels(dtype: np.dtype, chains: int, lanes: int):
             total += acc[j]
         return total
 
-    chains_kernel = numba.njit(fastmath={"contract"})(fma_chains)
-
-    def fma_blocks(blocks, iterations, x, y):
-        out = np.empty(blocks, dtype=dtype)
-        for b in prange(blocks):
-            out[b] = chains_kernel(iterations, x, y)
-        return out.sum()
-
-    return chains_kernel, numba.njit(parallel=True)(fma_blocks)
+    return numba.njit(nogil=True, fastmath={"contract"})(fma_chains)
 
 
 def _best_time(run, repeats: int) -> float:
@@ -800,18 +792,48 @@ def _best_time(run, repeats: int) -> float:
     return best
 
 
-def _with_threads(threads: int, run):
-    """Call ``run()`` with numba's thread count set to ``threads``, then restore it."""
-    before = numba.get_num_threads()
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
-        return run()
-    finally:
-        numba.set_num_threads(before)
+def _calibrate(run, count: int, seconds: float) -> int:
+    """A repeat count for which ``run(count)`` lasts about ``seconds``: grown by 4 until
+    a run lasts a quarter of that (best of 3, so one preempted run does not stop it),
+    then scaled."""
+    while True:
+        elapsed = _best_time(lambda: run(count), 3)
+        if elapsed >= seconds / 4 or count >= 1 << 40:
+            break
+        count *= 4
+    return max(1, int(count * seconds / max(elapsed, 1e-9)))
+
+
+def _per_thread_rate(run, threads: int, count: int, repeats: int) -> float:
+    """Σ over ``threads`` threads of ``count`` / (best time of ``run(i, count)``).
+
+    Each thread times its own runs of a nogil kernel, all threads starting each run
+    together at a barrier. Timing the whole parallel region instead (numba ``prange``)
+    measured 10-70 GF/s for two threads on the loaded 2-core test host: a sleeping
+    OpenMP worker can take a scheduler tick (about 4 ms) to wake, longer than the
+    short runs that dodge the other processes (see :func:`peak_gflops`)."""
+    if threads == 1:
+        return count / _best_time(lambda: run(0, count), repeats)
+    barrier = threading.Barrier(threads)
+    best = [math.inf] * threads
+
+    def worker(i):
+        for _ in range(repeats):
+            barrier.wait()
+            start = time.perf_counter()
+            run(i, count)
+            best[i] = min(best[i], time.perf_counter() - start)
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return sum(count / b for b in best)
 
 
 def peak_gflops(
-    threads: int = 1, dtype=np.float32, *, seconds: float = 0.05, repeats: int = 5
+    threads: int = 1, dtype=np.float32, *, seconds: float = 0.002, repeats: int = 100
 ) -> float:
     """The measured floating-point peak of this host in GFLOP/s: vector FMA throughput.
 
@@ -819,8 +841,12 @@ def peak_gflops(
     FMA_UNITS, so the loop is bound by the FMA units' throughput, not by the latency of
     one chain) run in registers, each FMA instruction counting 2 flops per lane
     (``lanes = vector bits / element bits``: 8 float32 with AVX2, 16 with AVX-512).
-    ``threads > 1`` runs that many independent blocks in parallel (numba ``prange``).
-    The best of ``repeats`` runs of about ``seconds`` each is returned.
+    ``threads > 1`` runs that many independent blocks at once, one per thread (the
+    nogil kernel in Python threads, each timing its own runs: ``_per_thread_rate``).
+    The best of ``repeats`` runs of about ``seconds`` each is returned: many short runs,
+    because on a shared machine a long run is always interrupted, while some short run
+    finds every core free (on the 2-core test host, 2 threads: 68 GF/s with 5 runs of
+    50 ms, 201 GF/s with 100 runs of 2 ms; one thread: about 100 both ways).
 
     This is the roof of a roofline and the yardstick of "% of peak", measured rather
     than inferred from a nominal clock (turbo and the vector clock offset vary).
@@ -830,34 +856,18 @@ def peak_gflops(
     _, bits, registers = _machine.vector_isa()
     lanes = max(1, bits // (8 * dt.itemsize))
     chains = peak_accumulators(registers)
-    single, parallel = _fma_kernels(dt, chains, lanes)
+    single = _fma_kernels(dt, chains, lanes)
     x, y = dt.type(0.999), dt.type(1e-3)
-    if threads == 1:
-
-        def work(iterations):
-            return single(iterations, x, y)
-    else:
-
-        def work(iterations):
-            return _with_threads(threads, lambda: parallel(threads, iterations, x, y))
-
-    work(1)  # compile
-    iterations = 1 << 14
-    while True:  # grow the run until it lasts about ``seconds``
-        elapsed = _best_time(lambda: work(iterations), 3)
-        if elapsed >= seconds / 4 or iterations >= 1 << 40:
-            break
-        iterations *= 4
-    iterations = max(1, int(iterations * seconds / max(elapsed, 1e-9)))
-    elapsed = _best_time(lambda: work(iterations), repeats)
-    flops = 2 * threads * chains * lanes * iterations
-    return flops / elapsed / 1e9
+    single(1, x, y)  # compile
+    iterations = _calibrate(lambda count: single(count, x, y), 1 << 14, seconds)
+    rate = _per_thread_rate(lambda i, n: single(n, x, y), threads, iterations, repeats)
+    return rate * 2 * chains * lanes / 1e9  # iterations/s × flops per iteration
 
 
 @functools.lru_cache(maxsize=None)
 def _stream_kernels(chains: int, lanes: int):
-    """Compiled ``(read_sum, read_sum_blocks)`` over float32 buffers of shape
-    ``(tiles, chains · lanes)`` (one per thread for the second): a sum into a
+    """Compiled ``read_sum`` (nogil) over float32 buffers of shape
+    ``(tiles, chains · lanes)``: a sum into a
     ``chains × lanes`` stack tile (independent vector adds, each loading one vector),
     so the loop is bound by loads, not by the latency of the adds."""
     if numba is None:
@@ -880,19 +890,11 @@ def _stream_kernels(chains: int, lanes: int):
             total += acc[j]
         return total
 
-    read_kernel = numba.njit(fastmath={"contract"})(read_sum)
-
-    def read_sum_blocks(parts, passes):
-        out = np.empty(len(parts), dtype=np.float32)
-        for b in prange(len(parts)):
-            out[b] = read_kernel(parts[b], passes)
-        return out.sum()
-
-    return read_kernel, numba.njit(parallel=True)(read_sum_blocks)
+    return numba.njit(nogil=True, fastmath={"contract"})(read_sum)
 
 
 def stream_bandwidth(
-    nbytes: int, threads: int = 1, *, seconds: float = 0.05, repeats: int = 5
+    nbytes: int, threads: int = 1, *, seconds: float = 0.002, repeats: int = 100
 ) -> float:
     """Read bandwidth in GB/s (10⁹ bytes per second) of a streaming sum over a float32
     buffer of about ``nbytes`` bytes (rounded down to whole tiles), swept repeatedly.
@@ -900,8 +902,10 @@ def stream_bandwidth(
     The roofs of a cache-aware roofline: a buffer that fits in L1 (say half of it)
     measures the L1 roof, one that fits in L2 the L2 roof, and one several times the
     size of L3 the memory roof (:func:`cache_sizes` gives the sizes). ``threads > 1``
-    splits the buffer into that many parts, summed in parallel (``prange``); each part
-    then lives in its own core's caches.
+    splits the buffer into that many parts, one per thread (``_per_thread_rate``);
+    each part then lives in its own core's caches. Best of ``repeats`` runs of about
+    ``seconds`` (see :func:`peak_gflops`); a buffer larger than one run's worth is
+    swept once per run.
     """
     threads = _check_threads(threads, "stream_bandwidth")
     if isinstance(nbytes, (bool, np.bool_)) or not isinstance(
@@ -924,26 +928,11 @@ def stream_bandwidth(
         )
     tiles = int(nbytes) // (4 * width) // threads
     parts = np.ones((threads, tiles, width), dtype=np.float32)  # pages touched
-    single, parallel = _stream_kernels(chains, lanes)
-    if threads == 1:
-
-        def work(passes):
-            return single(parts[0], passes)
-    else:
-
-        def work(passes):
-            return _with_threads(threads, lambda: parallel(parts, passes))
-
-    work(1)  # compile and warm the caches
-    passes = 1
-    while True:
-        elapsed = _best_time(lambda: work(passes), 3)
-        if elapsed >= seconds / 4 or passes >= 1 << 30:
-            break
-        passes *= 4
-    passes = max(1, int(passes * seconds / max(elapsed, 1e-9)))
-    elapsed = _best_time(lambda: work(passes), repeats)
-    return parts.nbytes * passes / elapsed / 1e9
+    single = _stream_kernels(chains, lanes)
+    single(parts[0], 1)  # compile and warm the caches
+    passes = _calibrate(lambda count: single(parts[0], count), 1, seconds)
+    rate = _per_thread_rate(lambda i, n: single(parts[i], n), threads, passes, repeats)
+    return rate * parts[0].nbytes / 1e9  # passes/s × bytes per pass
 
 
 @dataclass(frozen=True)
@@ -1067,7 +1056,7 @@ def peak_kernel_asm(dtype=np.float32) -> str:
     dt = _check_dtype(dtype, "peak_kernel_asm")
     _, bits, registers = _machine.vector_isa()
     lanes = max(1, bits // (8 * dt.itemsize))
-    single, _ = _fma_kernels(dt, peak_accumulators(registers), lanes)
+    single = _fma_kernels(dt, peak_accumulators(registers), lanes)
     single(1, dt.type(0.999), dt.type(1e-3))  # compile
     return "\n".join(single.inspect_asm().values())
 
