@@ -27,8 +27,10 @@ __all__ = [
     "conv_geometry",
     "check_conv_args",
     "check_dout",
+    "pool_output_size",
     "pool_geometry",
     "pool_args",
+    "check_bool",
     "check_linear_args",
     "check_targets",
     "batched",
@@ -181,8 +183,10 @@ def conv_geometry(x_shape, kernel_size, stride, padding, dilation, fn="conv2d"):
             f"{tuple(x_shape)} padded by ({ph}, {pw}) is "
             f"({H + 2 * ph}, {W + 2 * pw})"
         )
-    Ho = (H + 2 * ph - span_h) // sh + 1
-    Wo = (W + 2 * pw - span_w) // sw + 1
+    from .functional import conv_output_size  # the one copy of the formula
+
+    Ho = conv_output_size(H, kh, sh, ph, dh)
+    Wo = conv_output_size(W, kw, sw, pw, dw)
     return (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo)
 
 
@@ -212,14 +216,30 @@ def check_conv_args(x, w, b, fn: str):
 # ----------------------------------------------------------------------------------
 
 
-def pool_geometry(x_shape, kernel_size, stride, padding, fn: str):
+def pool_output_size(n: int, k: int, s: int, p: int, ceil_mode: bool = False) -> int:
+    """Pooling output length along one axis, exactly as PyTorch computes it.
+
+    ``floor((n + 2p - k) / s) + 1``, or with ``ceil_mode`` the ceiling, so that a last,
+    partial window covers the cells the floor would drop; but that window must start
+    inside the input or its left padding (``(out - 1)·s < n + p``), else it is dropped:
+    a window lying entirely in the right padding would hold no real pixel.
+    """
+    out = (n + 2 * p - k + (s - 1 if ceil_mode else 0)) // s + 1
+    if ceil_mode and (out - 1) * s >= n + p:
+        out -= 1
+    return out
+
+
+def pool_geometry(x_shape, kernel_size, stride, padding, fn: str, ceil_mode=False):
     """Validate pooling hyper-parameters; return the geometry.
 
     Returns ``(kh, kw), (sh, sw), (ph, pw), (Ho, Wo)``.
 
     ``stride=None`` means the kernel size. Padding may be at most half the kernel
-    (PyTorch's rule: every window holds at least one real pixel).
+    (PyTorch's rule: every window holds at least one real pixel). ``ceil_mode`` (a
+    bool) rounds the output size up, see :func:`pool_output_size`.
     """
+    ceil_mode = check_bool(ceil_mode, "ceil_mode", fn)
     kh, kw = positive_pair(kernel_size, "kernel_size")
     sh, sw = positive_pair(kernel_size if stride is None else stride, "stride")
     ph, pw = nonnegative_pair(padding, "padding")
@@ -234,15 +254,22 @@ def pool_geometry(x_shape, kernel_size, stride, padding, fn: str):
             f"{fn}: kernel ({kh}, {kw}) larger than the padded input: input "
             f"{tuple(x_shape)} padded by ({ph}, {pw})"
         )
-    Ho = (H + 2 * ph - kh) // sh + 1
-    Wo = (W + 2 * pw - kw) // sw + 1
+    Ho = pool_output_size(H, kh, sh, ph, ceil_mode)
+    Wo = pool_output_size(W, kw, sw, pw, ceil_mode)
     return (kh, kw), (sh, sw), (ph, pw), (Ho, Wo)
 
 
-def pool_args(x, kernel_size, stride, padding, fn: str):
+def pool_args(x, kernel_size, stride, padding, fn: str, ceil_mode=False):
     """``x`` as a float ``(N, C, H, W)`` array, followed by :func:`pool_geometry`."""
     x = images(x, fn)
-    return (x, *pool_geometry(x.shape, kernel_size, stride, padding, fn))
+    return (x, *pool_geometry(x.shape, kernel_size, stride, padding, fn, ceil_mode))
+
+
+def check_bool(value, name: str, fn: str) -> bool:
+    """``bool(value)``; ``TypeError`` unless it is a bool."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a bool, got {value!r}")
+    return bool(value)
 
 
 # ----------------------------------------------------------------------------------

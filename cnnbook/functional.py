@@ -53,6 +53,7 @@ from ._validation import (
 __all__ = [
     "pair",
     "conv_output_size",
+    "same_padding",
     "im2col",
     "col2im",
     "conv2d",
@@ -83,10 +84,21 @@ _conv_geometry, _check_conv_args, _pool_geometry = (
 _check_linear_args, _check_targets = check_linear_args, check_targets
 
 
-def _pad(x, ph, pw, value=0.0):
-    if ph == 0 and pw == 0:
+def _pad(x, ph, pw, value=0.0, after=(0, 0)):
+    """``ph``, ``pw`` cells of ``value`` on each side, ``after`` more at the end."""
+    eh, ew = after
+    if not (ph or pw or eh or ew):
         return x
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    widths = ((0, 0), (0, 0), (ph, ph + eh), (pw, pw + ew))
+    return np.pad(x, widths, constant_values=value)
+
+
+def _overhang(x_shape, k, s, p, out):
+    """Cells by which ceil_mode's last pooling windows reach past the padded input."""
+    return tuple(
+        max(0, (o - 1) * si + ki - (n + 2 * pi))
+        for n, ki, si, pi, o in zip(x_shape[2:], k, s, p, out)
+    )
 
 
 def _window_slices(i, j, sh, sw, Ho, Wo):
@@ -292,22 +304,43 @@ def conv2d_backward(
     return dx, dw.reshape(w.shape), db
 
 
+def same_padding(kernel_size, dilation=1) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The zeros ``((top, bottom), (left, right))`` of PyTorch's ``padding="same"``.
+
+    At stride 1 the output loses ``d(k-1)`` positions along an axis (the dilated kernel
+    spans ``d(k-1) + 1`` cells), so "same" pads ``d(k-1)`` zeros in total: half before,
+    and when ``d(k-1)`` is odd the extra zero after (bottom, right). Symmetric exactly
+    when ``d(k-1)`` is even, e.g. ``k = 4, d = 2``. Apply it with ``np.pad``.
+    """
+    (kh, kw), (dh, dw) = (
+        positive_pair(kernel_size, "kernel_size"),
+        positive_pair(dilation, "dilation"),
+    )
+    total_h, total_w = dh * (kh - 1), dw * (kw - 1)
+    return (total_h // 2, total_h - total_h // 2), (
+        total_w // 2,
+        total_w - total_w // 2,
+    )
+
+
 # ----------------------------------------------------------------------------------
 # Pooling
 # ----------------------------------------------------------------------------------
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False) -> np.ndarray:
     """Max pooling ``(N, C, H, W) -> (N, C, Ho, Wo)``, like PyTorch's ``max_pool2d``.
 
     ``stride`` defaults to ``kernel_size``; padding counts as −inf (never chosen) and
-    must be at most half the kernel. Computed as the elementwise maximum of the kH·kW
-    strided views of the input, one per kernel offset.
+    must be at most half the kernel. ``ceil_mode`` rounds the output size up: the last
+    windows may hang past the input (by −inf cells). Computed as the elementwise maximum
+    of the kH·kW strided views of the input, one per kernel offset.
     """
     x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
-        x, kernel_size, stride, padding, "max_pool2d"
+        x, kernel_size, stride, padding, "max_pool2d", ceil_mode
     )
-    xp = _pad(x, ph, pw, -np.inf)
+    after = _overhang(x.shape, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo))
+    xp = _pad(x, ph, pw, -np.inf, after)
     out = xp[_window_slices(0, 0, sh, sw, Ho, Wo)].copy()
     for i in range(kh):
         for j in range(kw):
@@ -316,7 +349,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
     return out
 
 
-def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndarray:
+def max_pool2d_backward(
+    dout, x, kernel_size, stride=None, padding=0, ceil_mode=False
+) -> np.ndarray:
     """Gradient of :func:`max_pool2d` with respect to ``x``.
 
     Each window sends its upstream gradient to the position of its maximum. Ties go to
@@ -325,15 +360,16 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndar
     never receives gradient.
     """
     x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
-        x, kernel_size, stride, padding, "max_pool2d_backward"
+        x, kernel_size, stride, padding, "max_pool2d_backward", ceil_mode
     )
     N, C, H, W = x.shape
     dout = check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
-    out = max_pool2d(x, (kh, kw), (sh, sw), (ph, pw))
-    xp = _pad(x, ph, pw, -np.inf)
+    out = max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), ceil_mode)
+    after = _overhang(x.shape, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo))
+    xp = _pad(x, ph, pw, -np.inf, after)
     real = None
-    if ph or pw:  # which padded positions hold real pixels (a −inf must not win a tie)
-        real = _pad(np.ones((1, 1, H, W), dtype=bool), ph, pw, False)
+    if xp.shape != x.shape:  # which padded positions are real (−inf must not win a tie)
+        real = _pad(np.ones((1, 1, H, W), dtype=bool), ph, pw, False, after)
     dxp = np.zeros(xp.shape, dtype=np.result_type(x, dout))
     taken = np.zeros(out.shape, dtype=bool)  # window already routed its gradient
     for i in range(kh):  # row-major over the window: first max wins

@@ -25,6 +25,7 @@ import numpy as np
 from . import functional as Fn
 from ._validation import (
     batched,
+    check_bool,
     nonnegative_pair,
     one_of,
     positive_counts,
@@ -192,16 +193,19 @@ class Conv2d(Layer):
 class MaxPool2d(Layer):
     """Max pooling (``stride`` defaults to ``kernel_size``); backward: to the argmax."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
         super().__init__()
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = (
             self.kernel_size if stride is None else positive_pair(stride, "stride")
         )
         self.padding = nonnegative_pair(padding, "padding")
+        self.ceil_mode = check_bool(ceil_mode, "ceil_mode", type(self).__name__)
 
     def forward(self, x):
-        out = Fn.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        out = Fn.max_pool2d(
+            x, self.kernel_size, self.stride, self.padding, self.ceil_mode
+        )
         self._cache = (x, out.shape)
         return out
 
@@ -209,18 +213,22 @@ class MaxPool2d(Layer):
         x, out_shape = self._cached()
         dout = self._check_dout(dout, out_shape)
         return Fn.max_pool2d_backward(
-            dout, x, self.kernel_size, self.stride, self.padding
+            dout, x, self.kernel_size, self.stride, self.padding, self.ceil_mode
         )
 
     def _extra_repr(self):
+        ceil = ", ceil_mode=True" if self.ceil_mode else ""
         return (
             f"kernel_size={self.kernel_size}, stride={self.stride}, "
-            f"padding={self.padding}"
+            f"padding={self.padding}{ceil}"
         )
 
 
 class AvgPool2d(MaxPool2d):
     """Average pooling (zero padding counted in the average, like PyTorch's default)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__(kernel_size, stride, padding)  # no ceil_mode here
 
     def forward(self, x):
         out = Fn.avg_pool2d(x, self.kernel_size, self.stride, self.padding)

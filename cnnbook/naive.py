@@ -26,6 +26,7 @@ from ._validation import (
     float_array,
     pool_args,
 )
+from .functional import conv_output_size
 
 __all__ = [
     "conv2d",
@@ -54,9 +55,11 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     x, w, b = check_conv_args(x, w, b, "conv2d")
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
-    _, (sH, sW), (pH, pW), (dH, dW), (Ho, Wo) = conv_geometry(
+    _, (sH, sW), (pH, pW), (dH, dW), _ = conv_geometry(
         x.shape, (kH, kW), stride, padding, dilation
     )
+    Ho = conv_output_size(H, kH, sH, pH, dH)
+    Wo = conv_output_size(W, kW, sW, pW, dW)
     out = np.zeros((N, F, Ho, Wo), dtype=np.result_type(x, w))
 
     for n in range(N):  # 1. every image of the batch
@@ -117,14 +120,14 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
     return dx, dw, db
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0):
+def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max pooling as loops: each output is the largest pixel of its kH×kW window.
 
     ``stride`` defaults to ``kernel_size``; padded positions are skipped (they hold
-    −inf).
+    −inf), and so are the cells past the input that ``ceil_mode``'s last windows reach.
     """
     x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
-        x, kernel_size, stride, padding, "max_pool2d"
+        x, kernel_size, stride, padding, "max_pool2d", ceil_mode
     )
     N, C, H, W = x.shape
     out = np.empty((N, C, Ho, Wo), dtype=x.dtype)
@@ -142,7 +145,7 @@ def max_pool2d(x, kernel_size, stride=None, padding=0):
     return out
 
 
-def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
+def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Gradient of max pooling: each window sends its ``dout`` to its maximum.
 
     Ties go to the first maximum in row-major window order (strict ``>`` while
@@ -150,7 +153,7 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
     gradients add up.
     """
     x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
-        x, kernel_size, stride, padding, "max_pool2d_backward"
+        x, kernel_size, stride, padding, "max_pool2d_backward", ceil_mode
     )
     N, C, H, W = x.shape
     dout = check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")

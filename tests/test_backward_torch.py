@@ -46,7 +46,12 @@ def torch_twin(model):
         elif isinstance(layer, layers.AvgPool2d):
             m = nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding)
         elif isinstance(layer, layers.MaxPool2d):
-            m = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+            m = nn.MaxPool2d(
+                layer.kernel_size,
+                layer.stride,
+                layer.padding,
+                ceil_mode=layer.ceil_mode,
+            )
         elif isinstance(layer, layers.ReLU):
             m = nn.ReLU()
         elif isinstance(layer, layers.Flatten):
@@ -154,3 +159,20 @@ def test_layer_grads_equal_torch_without_bias():
     np.testing.assert_allclose(dx, xt.grad.numpy(), **TOL)
     np.testing.assert_allclose(conv.grads["weight"], twin[0].weight.grad.numpy(), **TOL)
     assert set(conv.grads) == {"weight"}
+
+
+@given(st.integers(0, 2**16))
+def test_ceil_mode_max_pool_in_a_model_equals_torch(seed):
+    # 7x7 feature maps, 2x2 windows: floor pooling drops the last row and column,
+    # ceil_mode keeps them in a 4x4 output whose last windows hang past the input.
+    rng = np.random.default_rng(seed)
+    f64 = dict(rng=rng, dtype=np.float64)
+    model = layers.Sequential(
+        layers.Conv2d(1, 3, 3, **f64),
+        layers.MaxPool2d(2, ceil_mode=True),
+        layers.ReLU(),
+        layers.Flatten(),
+        layers.Linear(3 * 4 * 4, 4, **f64),
+    )
+    x = rng.standard_normal((2, 1, 9, 9))
+    compare_with_loss(model, x, rng.integers(0, 4, size=2))

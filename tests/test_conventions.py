@@ -153,3 +153,29 @@ def test_stride_drops_the_last_rows():
     changed[..., 7, :] = 1e6  # the last row ...
     changed[..., :, 7] = -1e6  # ... and the last column
     np.testing.assert_array_equal(F.conv2d(changed, w, stride=2), out)
+
+
+# Row: "same" padding: symmetric exactly when the total d(k-1) is even, whatever the
+# parity of k: k = 4, d = 2 pads 3 on each side; k = 4, d = 1 and k = 2, d = 3 cannot.
+@pytest.mark.parametrize(
+    "k, d, symmetric", [(4, 2, True), (2, 2, True), (4, 1, False), (2, 3, False)]
+)
+def test_same_padding_symmetric_iff_dilated_span_even(k, d, symmetric):
+    (top, bottom), (left, right) = F.same_padding(k, d)
+    assert (top == bottom and left == right) == symmetric
+    assert top + bottom == d * (k - 1)
+    w = RNG.standard_normal((1, 3, k, k))
+    if symmetric:  # an even kernel keeps the size with plain symmetric padding
+        assert F.conv2d(X4, w, padding=top, dilation=d).shape[2:] == X4.shape[2:]
+    padded = np.pad(X4, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    assert F.conv2d(padded, w, dilation=d).shape[2:] == X4.shape[2:]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+def test_same_padding_even_kernel_dilation_2_matches_torch():
+    torch = pytest.importorskip("torch")
+    w = RNG.standard_normal((1, 3, 4, 4))
+    ref = torch.nn.functional.conv2d(
+        torch.from_numpy(X4), torch.from_numpy(w), padding="same", dilation=2
+    ).numpy()
+    np.testing.assert_allclose(F.conv2d(X4, w, padding=3, dilation=2), ref, atol=1e-12)

@@ -591,3 +591,175 @@ def test_gemm_is_used_for_the_im2col_product():
     out = F.conv2d(x, w, gemm=gemm)
     assert calls == [((4, 9), (2, 9, 9))]
     np.testing.assert_array_equal(out, np.full((2, 4, 3, 3), 9.0))
+
+
+# ---------------------------------------------------------------- same_padding
+
+
+# Fixed reference values (what PyTorch's padding="same" pads; checked against PyTorch in
+# tests/test_torch_reference.py): ((top, bottom), (left, right)).
+@pytest.mark.parametrize(
+    "kernel_size, dilation, expected",
+    [
+        (1, 1, ((0, 0), (0, 0))),
+        (3, 1, ((1, 1), (1, 1))),
+        (4, 1, ((1, 2), (1, 2))),
+        (4, 2, ((3, 3), (3, 3))),  # d(k-1) = 6 is even: symmetric, though k is even
+        (3, 2, ((2, 2), (2, 2))),
+        (2, 3, ((1, 2), (1, 2))),
+        ((3, 2), (1, 3), ((1, 1), (1, 2))),
+        ([5, 4], 1, ((2, 2), (1, 2))),
+    ],
+)
+def test_same_padding_reference_values(kernel_size, dilation, expected):
+    assert F.same_padding(kernel_size, dilation) == expected
+
+
+@given(
+    k=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    d=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    seed=st.integers(0, 2**16),
+)
+def test_same_padding_keeps_the_size(k, d, seed):
+    (top, bottom), (left, right) = F.same_padding(k, d)
+    for before, after, kk, dd in ((top, bottom, k[0], d[0]), (left, right, k[1], d[1])):
+        assert before + after == dd * (kk - 1)
+        assert after - before == (dd * (kk - 1)) % 2  # symmetric iff d(k-1) is even
+    rng = np.random.default_rng(seed)
+    h, w = d[0] * (k[0] - 1) + 2, d[1] * (k[1] - 1) + 3
+    x = rng.standard_normal((1, 2, h, w))
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    out = F.conv2d(xp, rng.standard_normal((3, 2, *k)), dilation=d, method="im2col")
+    assert out.shape == (1, 3, h, w)
+
+
+@pytest.mark.parametrize(
+    "kernel_size, dilation, error",
+    [
+        (0, 1, ValueError),
+        ((3, -1), 1, ValueError),
+        (2.0, 1, TypeError),
+        ((3, 3, 3), 1, ValueError),
+        ("3", 1, TypeError),
+        (3, 0, ValueError),
+        (3, (1, 0), ValueError),
+        (3, True, TypeError),
+        (3, 1.5, TypeError),
+    ],
+)
+def test_same_padding_rejects_what_conv2d_rejects(kernel_size, dilation, error):
+    from cnnbook.layers import Conv2d
+
+    with pytest.raises(error) as ours:
+        F.same_padding(kernel_size, dilation)
+    # The same error and message as the convolution gives for the same argument.
+    with pytest.raises(error) as theirs:
+        if type(dilation) is int and dilation == 1:
+            Conv2d(1, 1, kernel_size)
+        else:
+            F.conv2d(np.zeros((1, 1, 9, 9)), np.zeros((1, 1, 3, 3)), dilation=dilation)
+    assert str(ours.value) == str(theirs.value)
+
+
+# ---------------------------------------------------------------- ceil_mode
+
+
+# (n, k, s, p) -> (floor output, ceil output), as PyTorch's max_pool2d computes them.
+# (3, 2, 2, 1) and (4, 4, 3, 2): rounding up would add a window that starts in the right
+# padding; PyTorch (and cnnbook) drop it.
+CEIL_REFERENCE = [
+    ((5, 2, 2, 0), (2, 3)),
+    ((3, 2, 2, 1), (2, 2)),
+    ((6, 3, 2, 1), (3, 4)),
+    ((7, 3, 3, 1), (3, 3)),
+    ((8, 3, 2, 0), (3, 4)),
+    ((4, 4, 3, 2), (2, 2)),
+    ((9, 2, 4, 1), (3, 3)),
+]
+
+
+@pytest.mark.parametrize("nksp, expected", CEIL_REFERENCE)
+def test_ceil_mode_reference_sizes(nksp, expected):
+    n, k, s, p = nksp
+    x = np.zeros((1, 1, n, n + 1))
+    for mode, size in zip((False, True), expected):
+        out = F.max_pool2d(x, k, s, p, ceil_mode=mode)
+        assert out.shape[2] == size
+        assert N.max_pool2d(x, k, s, p, ceil_mode=mode).shape == out.shape
+
+
+def test_ceil_mode_reference_values():
+    x = np.arange(25.0).reshape(1, 1, 5, 5)
+    out = F.max_pool2d(x, 2, ceil_mode=True)
+    np.testing.assert_array_equal(out[0, 0], [[6, 8, 9], [16, 18, 19], [21, 23, 24]])
+    dout = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    expected = np.zeros((5, 5))  # what torch.autograd gives for the same dout
+    expected[1, 1], expected[1, 3], expected[1, 4] = 1, 2, 3
+    expected[3, 1], expected[3, 3], expected[3, 4] = 4, 5, 6
+    expected[4, 1], expected[4, 3], expected[4, 4] = 7, 8, 9
+    for backward in (F.max_pool2d_backward, N.max_pool2d_backward):
+        dx = backward(dout, x, 2, ceil_mode=True)
+        np.testing.assert_array_equal(dx[0, 0], expected)
+
+
+@st.composite
+def ceil_pool_problem(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), kh + 6))
+    w = draw(st.integers(max(1, kw - 2 * pw), kw + 6))
+    seed = draw(st.integers(0, 2**16))
+    x = np.random.default_rng(seed).standard_normal((2, 2, h, w))
+    return x, (kh, kw), (sh, sw), (ph, pw)
+
+
+@given(ceil_pool_problem())
+def test_ceil_mode_fast_equals_loops_and_the_rule(problem):
+    x, k, s, p = problem
+    out = F.max_pool2d(x, k, s, p, ceil_mode=True)
+    np.testing.assert_array_equal(out, N.max_pool2d(x, k, s, p, ceil_mode=True))
+    floor = F.max_pool2d(x, k, s, p)
+    for axis in (0, 1):
+        n, size = x.shape[2 + axis], out.shape[2 + axis]
+        # one more output than the floor at most, and only when the floor drops cells
+        assert size - floor.shape[2 + axis] in (0, 1)
+        assert (size - 1) * s[axis] < n + p[axis]  # the last window starts in time
+    # independently: the windows o with o·s < n + 2p - k + s (the ceiling) whose start
+    # o·s - p lies inside the input or its left padding (o·s < n + p)
+    for axis in (0, 1):
+        n, kk, ss, pp = x.shape[2 + axis], k[axis], s[axis], p[axis]
+        starts = [
+            o for o in range(n + 2 * pp) if o * ss < min(n + 2 * pp - kk + ss, n + pp)
+        ]
+        assert out.shape[2 + axis] == len(starts)
+    # the floor windows are the first windows of the ceil output
+    np.testing.assert_array_equal(out[:, :, : floor.shape[2], : floor.shape[3]], floor)
+    dout = np.random.default_rng(1).standard_normal(out.shape)
+    dx = F.max_pool2d_backward(dout, x, k, s, p, ceil_mode=True)
+    np.testing.assert_allclose(
+        dx, N.max_pool2d_backward(dout, x, k, s, p, ceil_mode=True), **TOL
+    )
+    # every window routes its whole gradient to one real pixel
+    np.testing.assert_allclose(dx.sum(), dout.sum(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("mode", [1, 0, "yes", None, 1.0])
+def test_ceil_mode_must_be_a_bool(mode):
+    x = np.zeros((1, 1, 4, 4))
+    for fn in (F.max_pool2d, N.max_pool2d):
+        with pytest.raises(TypeError, match="ceil_mode must be a bool"):
+            fn(x, 2, ceil_mode=mode)
+    with pytest.raises(TypeError, match="ceil_mode must be a bool"):
+        F.max_pool2d_backward(np.zeros((1, 1, 2, 2)), x, 2, ceil_mode=mode)
+
+
+def test_ceil_mode_keeps_the_padding_rule():
+    with pytest.raises(ValueError, match="at most half the kernel"):
+        F.max_pool2d(np.zeros((1, 1, 5, 5)), 2, padding=2, ceil_mode=True)
+
+
+def test_naive_conv2d_uses_conv_output_size():
+    import inspect
+
+    assert "conv_output_size(" in inspect.getsource(N.conv2d)

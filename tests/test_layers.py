@@ -30,6 +30,8 @@ def make_layers():
         ),
         (L.MaxPool2d(2), r.standard_normal((2, 3, 6, 5))),
         (L.MaxPool2d(3, stride=1, padding=1), r.standard_normal((2, 1, 4, 4))),
+        (L.MaxPool2d(2, ceil_mode=True), r.standard_normal((2, 2, 5, 3))),
+        (L.MaxPool2d(3, 2, 1, ceil_mode=True), r.standard_normal((1, 2, 6, 6))),
         (L.AvgPool2d(2, padding=1), r.standard_normal((2, 3, 5, 5))),
         (L.ReLU(), r.standard_normal((3, 4))),
         (L.Flatten(), r.standard_normal((2, 3, 2, 2))),
@@ -321,3 +323,15 @@ def test_chapter5_claims_on_the_untrained_model_hold_and_catch_a_bad_init():
     model[4].params["weight"] *= 100  # logits 100 times too large
     with pytest.raises(AssertionError, match="loss a little above ln 10"):
         check(model)
+
+
+def test_max_pool_ceil_mode_layer():
+    x = np.random.default_rng(0).standard_normal((1, 2, 5, 5))
+    layer = L.MaxPool2d(2, ceil_mode=True)
+    assert layer.forward(x).shape == (1, 2, 3, 3)
+    assert L.MaxPool2d(2).forward(x).shape == (1, 2, 2, 2)
+    assert "ceil_mode=True" in repr(layer)
+    with pytest.raises(TypeError, match="MaxPool2d: ceil_mode must be a bool"):
+        L.MaxPool2d(2, ceil_mode=1)
+    with pytest.raises(TypeError):  # average pooling has no ceil_mode here
+        L.AvgPool2d(2, ceil_mode=True)

@@ -162,3 +162,52 @@ def test_float32_conv_close_to_torch():
         torch.from_numpy(x), torch.from_numpy(w), stride=2, padding=1
     ).numpy()
     np.testing.assert_allclose(out, ref, rtol=1e-5, atol=1e-5)
+
+
+@given(pool_case())
+def test_max_pool2d_ceil_mode_equals_torch(case):
+    x, k, s, p, rng = case
+    xt = leaf(x)
+    out_t = TF.max_pool2d(xt, k, s, p, ceil_mode=True)
+    out = F.max_pool2d(x, k, s, p, ceil_mode=True)
+    assert out.shape == tuple(out_t.shape)
+    np.testing.assert_array_equal(out, out_t.detach().numpy())
+    dout = rng.standard_normal(out.shape)
+    out_t.backward(torch.from_numpy(dout))
+    np.testing.assert_allclose(
+        F.max_pool2d_backward(dout, x, k, s, p, ceil_mode=True),
+        xt.grad.numpy(),
+        **TOL,
+    )
+
+
+@pytest.mark.parametrize("n, k, s, p", [(3, 2, 2, 1), (4, 4, 3, 2), (5, 2, 2, 0)])
+def test_ceil_mode_drops_a_window_starting_in_the_right_padding_like_torch(n, k, s, p):
+    x = np.zeros((1, 1, n, n))
+    ref = TF.max_pool2d(torch.from_numpy(x), k, s, p, ceil_mode=True)
+    assert F.max_pool2d(x, k, s, p, ceil_mode=True).shape == tuple(ref.shape)
+
+
+@given(
+    k=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    d=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    seed=st.integers(0, 2**16),
+)
+def test_same_padding_is_torch_padding_same(k, d, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1, 2, d[0] * (k[0] - 1) + 3, d[1] * (k[1] - 1) + 2))
+    w = rng.standard_normal((2, 2, *k))
+    import warnings
+
+    with warnings.catch_warnings():  # even kernels: "requires a zero-padded copy"
+        warnings.simplefilter("ignore")
+        ref = TF.conv2d(
+            torch.from_numpy(x), torch.from_numpy(w), padding="same", dilation=d
+        ).numpy()
+    (top, bottom), (left, right) = F.same_padding(k, d)
+    xp = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))
+    np.testing.assert_allclose(F.conv2d(xp, w, dilation=d), ref, **TOL)
+    # and the padding PyTorch's Conv2d module stores for padding="same"
+    m = torch.nn.Conv2d(2, 2, k, padding="same", dilation=d)
+    left_t, right_t, top_t, bottom_t = m._reversed_padding_repeated_twice
+    assert ((top_t, bottom_t), (left_t, right_t)) == ((top, bottom), (left, right))
