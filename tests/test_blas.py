@@ -351,7 +351,10 @@ def test_peak_kernel_is_packed_fmas_in_registers():
     widest = {512: "zmm", 256: "ymm", 128: "xmm"}.get(bits)
     if widest is None or not machine.cpu_flags() & {"fma", "avx512f"}:
         pytest.skip(f"no x86 FMA vectors on this host ({bits}-bit)")
-    assert counts[widest] >= blas.peak_accumulators(registers), counts
+    # LLVM may prefer 256-bit vectors on some AVX-512 CPUs (Skylake-X): the kernel must
+    # still be all packed FMAs, one per independent accumulator, in whichever width.
+    packed = counts["zmm"] + counts["ymm"] if bits >= 256 else counts["xmm"]
+    assert packed >= blas.peak_accumulators(registers), counts
 
 
 def test_vector_fma_counts():
