@@ -945,7 +945,7 @@ class RegisterTile:
 
     @property
     def vectors(self) -> int:
-        """Vector registers per row of the tile and of B's micro-panel: nr / lanes."""
+        """How many vector registers one row of the tile spans (nr / lanes)."""
         return self.nr // self.lanes
 
     @property

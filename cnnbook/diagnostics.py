@@ -667,7 +667,7 @@ def _profile_records(profile, which: str) -> dict:
 def compare_profiles(early, late, top: int = 10) -> ProfileComparison:
     """The functions whose time grew from an ``early`` to a ``late`` profile.
 
-    Each profile is a :class:`cProfile.Profile`, a :class:`pstats.Stats`, or a dict
+    Each profile is a ``cProfile.Profile``, a ``pstats.Stats``, or a dict
     of per-phase (or per-function) records: name -> seconds, or a sequence of
     seconds that is summed (e.g. one epoch of a :class:`PhaseTimer`'s calls). Both
     should cover the same amount of work (one epoch each, say). Functions are
