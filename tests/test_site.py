@@ -236,17 +236,6 @@ def test_math_is_served_offline(site):
 # ----------------------------------------------------------------------------------
 
 WIDE, PHONE = 1400, 400  # viewport widths, CSS px
-# Checks that the chapters do not pass yet (issue 13, items 2-4, in progress). They
-# run and list their offenders, as expected failures; remove a name to make it hard.
-PENDING: set[str] = {"blocks", "figures"}
-
-
-def pending(check: str):
-    return pytest.mark.xfail(
-        check in PENDING,
-        reason=f"{check}: the chapters are being fixed (issue 13)",
-        strict=False,
-    )
 
 
 class _DevTools:
@@ -636,27 +625,22 @@ def _check(readings, name):
     assert not offenders, _report(what, offenders)
 
 
-@pending("blocks")
 def test_no_block_wider_than_its_container(readings):
     _check(readings, "blocks")
 
 
-@pending("phone")
 def test_no_page_wider_than_a_phone(readings):
     _check(readings, "phone")
 
 
-@pending("console")
 def test_no_console_errors(readings):
     _check(readings, "console")
 
 
-@pending("search")
 def test_one_search_box(readings):
     _check(readings, "search")
 
 
-@pending("figures")
 def test_every_figure_has_a_caption_and_alt_text(readings):
     _check(readings, "figures")
 
