@@ -12,7 +12,52 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-__all__ = ["Case", "CheckResult", "run_cases", "describe", "require_function"]
+__all__ = [
+    "Case",
+    "CheckResult",
+    "Exercise",
+    "KINDS",
+    "run_cases",
+    "describe",
+    "require_function",
+]
+
+# What an exercise asks the reader to do. Every kind but "implementation" asks for
+# something the chapter has not printed (issue 19: at least two such per chapter).
+KINDS = ("prediction", "derivation", "diagnosis", "tuning", "implementation")
+DIFFICULTIES = ("easy", "medium", "harder")
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """One exercise as the exercise index lists it; its chapter module registers it.
+
+    ``number`` is "chapter.position" ("3.2"), ``label`` the notebook's
+    ``exercise-start`` label, ``checker`` the ``check_*`` function that grades it.
+    The notebook's exercise header reads ``{number}: {title} — {difficulty}; {kind}``.
+    """
+
+    number: str
+    title: str
+    difficulty: str
+    kind: str
+    skills: str
+    checker: str
+    label: str
+
+    def __post_init__(self):
+        if self.difficulty not in DIFFICULTIES:
+            raise ValueError(f"difficulty must be one of {DIFFICULTIES}: {self}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}: {self}")
+
+    @property
+    def header(self) -> str:
+        return f"{self.number}: {self.title} — {self.difficulty}; {self.kind}"
+
+    @property
+    def needs_thought(self) -> bool:
+        return self.kind != "implementation"
 
 
 @dataclass

@@ -14,12 +14,42 @@ from typing import Callable
 
 import numpy as np
 
-from ._core import Case, CheckResult, describe, require_function, run_cases
+from ._core import Case, CheckResult, Exercise, describe, require_function, run_cases
 
 __all__ = [
     "check_winograd_tiles",
     "check_winograd_f32_by_hand",
     "check_winograd_points",
+]
+
+EXERCISES = [
+    Exercise(
+        "11.1",
+        "How many tiles?",
+        "easy",
+        "prediction",
+        "output sizes, tiling at stride m, ceiling division",
+        "check_winograd_tiles",
+        "ex11-tiles",
+    ),
+    Exercise(
+        "11.2",
+        "F(3, 2) by hand",
+        "medium",
+        "derivation",
+        "Toom-Cook evaluation and interpolation, transposition",
+        "check_winograd_f32_by_hand",
+        "ex11-f32",
+    ),
+    Exercise(
+        "11.3",
+        "Choose the points",
+        "harder",
+        "tuning",
+        "conditioning of Vandermonde matrices, float32 error",
+        "check_winograd_points",
+        "ex11-points",
+    ),
 ]
 
 
