@@ -28,6 +28,7 @@ __all__ = [
     "dft",
     "fft",
     "ifft",
+    "frequency_response",
     "next_fast_len",
     "fft_conv1d",
     "overlap_add",
@@ -93,6 +94,20 @@ def _radix2(x: np.ndarray, sign: int) -> np.ndarray:
     # X[k] = E[k] + t^k O[k], X[k + N/2] = E[k] - t^k O[k], t = exp(sign·2πi/N)
     twisted = np.exp(sign * 2j * np.pi * np.arange(n // 2) / n) * odd
     return np.concatenate([even + twisted, even - twisted])
+
+
+def frequency_response(kernel, n: int) -> np.ndarray:
+    """What a kernel does to each frequency: the DFT of the kernel zero-padded to n.
+
+    kernel: (K,) finite, n ≥ K → H: (n,) complex128, ``H[m] = sum_j kernel[j]
+    exp(-2πi·jm/n)``; H[0] is the zero frequency (the sum of the taps), H[m] belongs
+    to the angular frequency ω = 2πm/n. Convolving ``exp(iωj)`` with the kernel
+    multiplies it by H[m] (tap 0 at time 0, so a kernel centred on tap r has the
+    extra phase ``exp(-iωr)``). Raises ``ValueError`` if n < K, if the kernel is not
+    1-D, or if it is not finite.
+    """
+    kernel, n = _kernel_and_length(kernel, n, "frequency_response")
+    return np.fft.fft(kernel, n)
 
 
 # ------------------------------------------------------------------------------------
@@ -386,6 +401,21 @@ def _as_array(a, name: str, who: str, ndim: int, batched: bool = False) -> np.nd
 
 def _as_vector(a, name: str, who: str) -> np.ndarray:
     return _as_array(a, name, who, 1)
+
+
+def _kernel_and_length(kernel, n, who: str):
+    """A finite 1-D kernel and a transform length n ≥ its length, or an error."""
+    kernel = _as_vector(kernel, "kernel", who)
+    n = _positive_int(n, "n")
+    if not np.all(np.isfinite(kernel)):
+        bad = int(np.count_nonzero(~np.isfinite(kernel)))
+        raise ValueError(f"{who}: the kernel must be finite, got {bad} NaN/inf taps")
+    if n < len(kernel):
+        raise ValueError(
+            f"{who}: n = {n} is shorter than the kernel ({len(kernel)} taps); "
+            "the kernel must fit in one period"
+        )
+    return kernel.astype(np.complex128), n
 
 
 def _check_mode(mode, who: str) -> None:

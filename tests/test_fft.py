@@ -390,3 +390,63 @@ def test_a_tolerance_claim_breaks_when_the_error_is_real():
         np.abs(F.fft_conv1d(x, w) - np.convolve(x, w)).max(),
         1e-12,
     )
+
+
+# ------------------------------------------------------------------- frequency response
+
+
+def _response_reference(kernel, n):
+    """H[m] = sum_j kernel[j] exp(-2πi jm/n), written out with NumPy."""
+    j = np.arange(len(kernel))
+    m = np.arange(n)
+    return np.exp(-2j * np.pi * np.outer(m, j) / n) @ np.asarray(kernel, complex)
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("extra", [0, 1, 2, 7, 64])
+def test_frequency_response_matches_reference(k, extra):
+    rng = np.random.default_rng(10 * k + extra)
+    kernel = rng.standard_normal(k)
+    n = k + extra  # odd and even n, n == k included
+    H = F.frequency_response(kernel, n)
+    assert H.shape == (n,) and H.dtype == np.complex128
+    np.testing.assert_allclose(H, _response_reference(kernel, n), atol=1e-12)
+    assert np.isclose(H[0], kernel.sum())  # index 0 is the zero frequency
+
+
+def test_frequency_response_is_the_eigenvalue_of_circular_convolution():
+    # Circularly convolving exp(iωj), ω = 2πm/n, with the kernel multiplies it by H[m].
+    kernel, n = np.array([0.25, 0.5, 0.25, -0.1]), 12
+    H = F.frequency_response(kernel, n)
+    j = np.arange(n)
+    for m in range(n):
+        v = np.exp(2j * np.pi * m * j / n)
+        out = sum(kernel[t] * np.roll(v, t) for t in range(len(kernel)))
+        np.testing.assert_allclose(out, H[m] * v, atol=1e-12)
+
+
+def test_frequency_response_accepts_lists_ints_float32_and_complex():
+    np.testing.assert_allclose(F.frequency_response([1, 2, 1], 4), [4, -2j, 0, 2j])
+    np.testing.assert_allclose(
+        F.frequency_response(np.array([1, 1], np.float32), 2), [2, 0], atol=1e-7
+    )
+    np.testing.assert_allclose(F.frequency_response([1j], 3), [1j, 1j, 1j])
+
+
+@pytest.mark.parametrize(
+    "kernel, n, error, text",
+    [
+        ([1.0, 2.0, 3.0], 2, ValueError, "shorter than the kernel"),
+        (np.ones((2, 2)), 4, ValueError, "must be 1-D"),
+        (np.float64(1.0), 4, ValueError, "must be 1-D"),
+        ([1.0, np.nan], 4, ValueError, "must be finite"),
+        ([1.0, -np.inf, np.inf], 8, ValueError, "must be finite"),
+        ([], 3, ValueError, "must not be empty"),
+        ([1.0, 2.0], 0, ValueError, "≥ 1"),
+        ([1.0, 2.0], 4.0, TypeError, "integer"),
+        (["a", "b"], 4, TypeError, "numeric"),
+    ],
+)
+def test_frequency_response_rejects_bad_input(kernel, n, error, text):
+    with pytest.raises(error, match=text):
+        F.frequency_response(kernel, n)
