@@ -26,6 +26,7 @@ __all__ = [
     "images",
     "conv_geometry",
     "check_conv_args",
+    "conv_backward_args",
     "check_dout",
     "pool_output_size",
     "pool_geometry",
@@ -209,6 +210,17 @@ def check_conv_args(x, w, b, fn: str):
                 f"{w.shape}, got shape {b.shape}"
             )
     return x, w, b
+
+
+def conv_backward_args(dout, x, w, stride, padding, dilation, fn: str):
+    """:func:`check_conv_args` for ``x``, ``w``, then ``dout`` as the output's gradient.
+
+    ``dout`` must be a float array of the forward output's shape ``(N, F, Ho, Wo)``.
+    Returns ``(dout, x, w)``.
+    """
+    x, w, _ = check_conv_args(x, w, None, fn)
+    *_, (Ho, Wo) = conv_geometry(x.shape, w.shape[2:], stride, padding, dilation, fn)
+    return check_dout(dout, (len(x), len(w), Ho, Wo), fn), x, w
 
 
 # ----------------------------------------------------------------------------------

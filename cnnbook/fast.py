@@ -661,12 +661,22 @@ def _require_stride_one(kernel, stride):
         )
 
 
-def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, kernel="reordered"):
+def conv2d_backward(
+    dout,
+    x,
+    w,
+    stride=1,
+    padding=0,
+    dilation=1,
+    *,
+    kernel="reordered",
+    need_dx=True,
+):
     """Gradients of :func:`conv2d` with compiled loops: ``(dx, dw, db)`` shaped like x,
     w, (F,).
 
     ``kernel`` is ``"textbook"``, ``"reordered"``, ``"parallel"`` or ``"joined"``
-    (stride 1).
+    (stride 1). ``need_dx=False`` returns None for ``dx``.
     """
     fn = _kernel(BACKWARD_KERNELS, kernel, "backward")
     xp, w, _, out_hw, (sh, sw), padding, (dh, dw) = _prepare(
@@ -696,7 +706,7 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, *, kernel="reor
     else:
         fn(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw)
     return (
-        np.ascontiguousarray(_unpad(dxp, padding)),
+        np.ascontiguousarray(_unpad(dxp, padding)) if need_dx else None,
         dw_parts.sum(axis=0),
         db_parts.sum(axis=0),
     )

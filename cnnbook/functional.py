@@ -40,6 +40,7 @@ from ._validation import (
     check_linear_args,
     check_ndim,
     check_targets,
+    conv_backward_args,
     conv_geometry,
     float_array,
     images,
@@ -59,6 +60,7 @@ __all__ = [
     "conv2d",
     "conv2d_im2col",
     "conv2d_backward",
+    "conv2d_backward_im2col",
     "max_pool2d",
     "max_pool2d_backward",
     "avg_pool2d",
@@ -268,14 +270,23 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="
 
 
 def conv2d_backward(
-    dout, x, w, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"
+    dout,
+    x,
+    w,
+    stride=1,
+    padding=0,
+    dilation=1,
+    *,
+    gemm=None,
+    method="auto",
+    need_dx=True,
 ):
     """Gradients of :func:`conv2d`: ``(dx, dw, db)`` for upstream gradient ``dout``.
 
     ``dout: (N, F, Ho, Wo)`` (the shape ``conv2d`` returned), ``x``, ``w`` as in the
-    forward pass. ``dw = sum_n dout[n] @ cols[n]^T`` (a cross-correlation of the input
-    with ``dout``), ``dx = col2im(w^T @ dout)`` (a full convolution of ``dout`` with the
-    kernel), ``db = sum dout``. ``method`` and ``gemm`` as in :func:`conv2d`.
+    forward pass. The im2col path is :func:`conv2d_backward_im2col`; ``method`` and
+    ``gemm`` as in :func:`conv2d`. ``need_dx=False`` skips the input gradient (``dx``
+    is then None): the first layer of a network needs none.
     """
     x, w, _ = check_conv_args(x, w, None, "conv2d_backward")
     dout = np.asarray(dout)
@@ -285,23 +296,55 @@ def conv2d_backward(
     ):
         from .fast import conv2d_backward as compiled
 
-        return compiled(dout, x, w, stride, padding, dilation, kernel="joined")
-    mm = np.matmul if gemm is None else gemm
-    F, C, kh, kw = w.shape
-    N = x.shape[0]
-    *_, (Ho, Wo) = conv_geometry(
-        x.shape, (kh, kw), stride, padding, dilation, "conv2d_backward"
+        return compiled(
+            dout, x, w, stride, padding, dilation, kernel="joined", need_dx=need_dx
+        )
+    if gemm is not None:
+        return _conv2d_backward_gemm(
+            dout, x, w, stride, padding, dilation, gemm, need_dx
+        )
+    return conv2d_backward_im2col(dout, x, w, stride, padding, dilation, need_dx)
+
+
+def conv2d_backward_im2col(dout, x, w, stride=1, padding=0, dilation=1, need_dx=True):
+    """Gradients of :func:`conv2d_im2col`: its matrix product, run backwards.
+
+    With ``cols = im2col(x)`` and ``dout`` seen as ``d: (N, F, Ho·Wo)``:
+    ``dw = sum_n d[n] @ cols[n]^T`` (a cross-correlation of the input with ``dout``),
+    ``dx = col2im(W^T @ d)`` (a full convolution of ``dout`` with the kernel),
+    ``db = sum dout``. ``need_dx=False`` skips ``dx`` (returns None in its place).
+    """
+    dout, x, w = conv_backward_args(
+        dout, x, w, stride, padding, dilation, "conv2d_backward"
     )
-    dout = check_dout(dout, (N, F, Ho, Wo), "conv2d_backward")
-    cols = im2col(x, (kh, kw), stride, padding, dilation)  # (N, CKK, L)
-    d = dout.reshape(N, F, Ho * Wo)  # (N, F, L)
-    # dw: one (F, L) @ (L, CKK) product per sample, summed over the batch. The
-    # transposed view of cols goes to the matrix multiply as it is: no copy.
-    dw = mm(d, cols.transpose(0, 2, 1)).sum(axis=0)  # (F, CKK)
-    dcols = mm(w.reshape(F, C * kh * kw).T, d)  # (N, CKK, L)
-    dx = col2im(dcols, x.shape, (kh, kw), stride, padding, dilation)
+    N, F = len(x), len(w)
+    cols = im2col(x, w.shape[2:], stride, padding, dilation)  # (N, C·kH·kW, Ho·Wo)
+    d = dout.reshape(N, F, -1)  # (N, F, Ho·Wo)
+    # one (F, Ho·Wo) @ (Ho·Wo, C·kH·kW) product per image, summed over the batch
+    dw = (d @ cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
     db = dout.sum(axis=(0, 2, 3))
-    return dx, dw.reshape(w.shape), db
+    dx = None
+    if need_dx:
+        dcols = w.reshape(F, -1).T @ d  # (N, C·kH·kW, Ho·Wo)
+        dx = col2im(dcols, x.shape, w.shape[2:], stride, padding, dilation)
+    return dx, dw, db
+
+
+def _conv2d_backward_gemm(dout, x, w, stride, padding, dilation, gemm, need_dx):
+    """:func:`conv2d_backward_im2col` with its matrix products computed by ``gemm``."""
+    dout, x, w = conv_backward_args(
+        dout, x, w, stride, padding, dilation, "conv2d_backward"
+    )
+    N, F = len(x), len(w)
+    cols = im2col(x, w.shape[2:], stride, padding, dilation)
+    d = dout.reshape(N, F, -1)
+    dw = gemm(d, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+    db = dout.sum(axis=(0, 2, 3))
+    dx = None
+    if need_dx:
+        dcols = gemm(w.reshape(F, -1).T, d)
+        dx = col2im(dcols, x.shape, w.shape[2:], stride, padding, dilation)
+    return dx, dw, db
 
 
 def same_padding(kernel_size, dilation=1) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -567,6 +567,55 @@ def test_conv2d_im2col_is_the_im2col_path_of_conv2d(p):
     np.testing.assert_allclose(core, N.conv2d(p["x"], p["w"], p["b"], *args), **TOL)
 
 
+@given(conv_problem())
+def test_conv2d_backward_im2col_is_the_im2col_path_of_conv2d_backward(p):
+    """The hook-free backward Chapter 6 shows is exactly what conv2d_backward runs for
+    im2col (with or without a gemm hook), and equals the loops."""
+    args = (p["stride"], p["padding"], p["dilation"])
+    out = F.conv2d_im2col(p["x"], p["w"], None, *args)
+    dout = p["rng"].standard_normal(out.shape)
+    core = F.conv2d_backward_im2col(dout, p["x"], p["w"], *args)
+    for other in (
+        F.conv2d_backward(dout, p["x"], p["w"], *args, method="im2col"),
+        F.conv2d_backward(dout, p["x"], p["w"], *args, gemm=np.matmul),
+    ):
+        for a, b in zip(core, other):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(core, N.conv2d_backward(dout, p["x"], p["w"], *args)):
+        np.testing.assert_allclose(a, b, **TOL)
+
+
+@given(conv_problem(), st.sampled_from(["auto", "im2col", "gemm"]))
+def test_need_dx_false_skips_only_dx(p, method):
+    args = (p["stride"], p["padding"], p["dilation"])
+    out = F.conv2d_im2col(p["x"], p["w"], None, *args)
+    dout = p["rng"].standard_normal(out.shape)
+    kw = dict(gemm=np.matmul) if method == "gemm" else dict(method=method)
+    dx, dw, db = F.conv2d_backward(dout, p["x"], p["w"], *args, **kw)
+    none, dw2, db2 = F.conv2d_backward(dout, p["x"], p["w"], *args, need_dx=False, **kw)
+    assert none is None
+    np.testing.assert_array_equal(dw, dw2)
+    np.testing.assert_array_equal(db, db2)
+    none, dw3, _ = F.conv2d_backward_im2col(dout, p["x"], p["w"], *args, need_dx=False)
+    assert none is None
+    np.testing.assert_allclose(dw3, dw, **TOL)
+
+
+def test_conv2d_backward_im2col_rejects_what_conv2d_backward_rejects():
+    x, w = np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 3, 3))
+    dout = np.zeros((1, 3, 2, 2))
+    for call, error, match in [
+        (lambda f: f(dout, x, np.zeros((3, 1, 3, 3))), ValueError, "channel mismatch"),
+        (lambda f: f(dout, x, w, padding=0, dilation=3), ValueError, "kernel larger"),
+        (lambda f: f(dout, x.astype(int), w), TypeError, "float"),
+        (lambda f: f(np.zeros((1, 3, 3, 3)), x, w), ValueError, "dout must have"),
+        (lambda f: f(dout.astype(int), x, w), TypeError, "dout must be a float"),
+    ]:
+        for f in (F.conv2d_backward, F.conv2d_backward_im2col):
+            with pytest.raises(error, match=match):
+                call(f)
+
+
 def test_conv2d_im2col_rejects_what_conv2d_rejects():
     x, w = np.zeros((1, 2, 4, 4)), np.zeros((3, 2, 3, 3))
     for call, error, match in [
