@@ -1,4 +1,4 @@
-"""Each Chapter 3 checker accepts a correct solution and rejects typical wrong ones."""
+"""Chapter 3 checkers: each typical mistake gets its hint, correct solutions pass."""
 
 import numpy as np
 import pytest
@@ -6,186 +6,221 @@ import pytest
 from cnnbook import exercises
 from cnnbook import functional as F
 from cnnbook.exercises import (
-    check_conv_output_shape,
-    check_corr2d_single,
-    check_same_padding,
+    check_blocks_to_see,
+    check_cols_by_hand,
+    check_conv2d_fixed,
 )
+from cnnbook.exercises.ch03 import EXERCISES
 
 
-def test_checkers_are_exported():
-    for name in [
-        "check_conv_output_shape",
-        "check_corr2d_single",
-        "check_same_padding",
-    ]:
-        assert name in exercises.__all__
+def test_checkers_are_exported_and_registered():
+    for exercise in EXERCISES:
+        assert exercise.checker in exercises.__all__
+    assert sum(e.needs_thought for e in EXERCISES) >= 2
 
 
-def test_not_implemented_message():
-    def corr2d(x, w, stride=1, padding=0):
-        raise NotImplementedError
-
-    result = check_corr2d_single(corr2d)
-    assert not result and "not implemented yet" in repr(result)
-
-
-# --------------------------------------------------------------------------- output
-# shape
-
-
-def shape_by_formula(x_shape, w_shape, stride, padding, dilation):
-    N, _, H, W = x_shape
-    F_, _, kh, kw = w_shape
-    return (
-        N,
-        F_,
-        (H + 2 * padding - dilation * (kh - 1) - 1) // stride + 1,
-        (W + 2 * padding - dilation * (kw - 1) - 1) // stride + 1,
-    )
-
-
-def shape_by_running(x_shape, w_shape, stride, padding, dilation):
-    return F.conv2d(
-        np.zeros(x_shape), np.zeros(w_shape), None, stride, padding, dilation
-    ).shape
-
-
-@pytest.mark.parametrize("solution", [shape_by_formula, shape_by_running])
-def test_output_shape_accepts_correct(solution):
-    assert check_conv_output_shape(solution)
-
-
-def ceil_division(x_shape, w_shape, s, p, d):
-    N, _, H, W = x_shape
-    return (
-        N,
-        w_shape[0],
-        -(-(H + 2 * p - d * (w_shape[2] - 1) - 1) // s) + 1,
-        -(-(W + 2 * p - d * (w_shape[3] - 1) - 1) // s) + 1,
-    )
+def todo(*args, **kwargs):
+    raise NotImplementedError
 
 
 @pytest.mark.parametrize(
-    "wrong",
+    "check", [check_blocks_to_see, check_cols_by_hand, check_conv2d_fixed]
+)
+def test_stub_is_not_implemented_yet(check):
+    result = check(todo)
+    assert not result and "not implemented yet" in result.message
+
+
+# ----------------------------------------------------------------------------------
+# 3.1 How deep until a unit sees the whole digit?
+# ----------------------------------------------------------------------------------
+
+
+def blocks(n, k, pool):
+    r, j, count = 1, 1, 0
+    while r < n:
+        r, j = r + (k - 1) * j + (pool - 1) * j, j * pool
+        count += 1
+    return count
+
+
+def blocks_closed_form(n, k, pool):  # alternative: the field after L blocks, summed
+    count = 0
+    while 1 + sum((k + pool - 2) * pool**b for b in range(count)) < n:
+        count += 1
+    return count
+
+
+def blocks_variant(n, k, pool, start=1, jump=True, pool_after=False, no_pool=False):
+    r, j, count = start, 1, 0
+    while r < n:
+        r += (k - 1) * j
+        if pool > 1 and not no_pool:
+            if pool_after:
+                j *= pool
+                r += (pool - 1) * j
+            else:
+                r += (pool - 1) * j
+                j *= pool if jump else 1
+        count += 1
+    return count
+
+
+def test_blocks_correct_solutions_pass():
+    assert check_blocks_to_see(blocks)
+    assert check_blocks_to_see(blocks_closed_form)
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
     [
-        lambda x, w, s, p, d: (
-            (x[0], x[1]) + shape_by_formula(x, w, s, p, d)[2:]
-        ),  # C instead of F
-        lambda x, w, s, p, d: shape_by_formula(
-            x, w, s, p // 2 if p else 0, d
-        ),  # one-sided padding
-        lambda x, w, s, p, d: shape_by_formula(x, w, s, p, 1),  # ignores dilation
-        ceil_division,  # rounds up
-        lambda x, w, s, p, d: (
-            x[0],
-            w[0],
-            (x[2] + 2 * p - w[2]) // s + 1,
-            (x[2] + 2 * p - w[2]) // s + 1,
-        ),
+        (lambda n, k, p: blocks_variant(n, k, p, start=0), "a pixel sees itself"),
+        (lambda n, k, p: blocks(n + 1, k, p), "a pixel sees itself"),
+        (lambda n, k, p: blocks(n, k + 1, p), "adds k − 1 pixels"),
+        (lambda n, k, p: blocks_variant(n, k, p, pool_after=True), "*before*"),
+        (lambda n, k, p: blocks_variant(n, k, p, no_pool=True), "*before*"),
+        (lambda n, k, p: blocks_variant(n, k, p, jump=False), "every later layer"),
     ],
 )
-def test_output_shape_rejects_wrong(wrong):
-    result = check_conv_output_shape(wrong)
-    assert not result and "failed check" in repr(result)
+def test_blocks_mistakes_get_their_hints(wrong, hint):
+    result = check_blocks_to_see(wrong)
+    assert not result
+    assert hint in result.message, result.message
 
 
-# --------------------------------------------------------------------------- corr2d
+def test_blocks_float_answer_is_rejected_clearly():
+    result = check_blocks_to_see(lambda n, k, p: float(blocks(n, k, p)))
+    assert not result and "expected the integer" in result.message
 
 
-def corr2d_loops(x, w, stride=1, padding=0):
-    xp = np.pad(x, padding)
-    kh, kw = w.shape
-    out = np.zeros(((xp.shape[0] - kh) // stride + 1, (xp.shape[1] - kw) // stride + 1))
-    for oh in range(out.shape[0]):
-        for ow in range(out.shape[1]):
-            for i in range(kh):
-                for j in range(kw):
-                    out[oh, ow] += xp[oh * stride + i, ow * stride + j] * w[i, j]
+# ----------------------------------------------------------------------------------
+# 3.2 im2col of a tiny input by hand
+# ----------------------------------------------------------------------------------
+
+RIGHT = [[0, 0, 0, 5], [0, 0, 4, 6], [0, 2, 0, 8], [1, 3, 7, 9]]
+
+
+def test_cols_by_hand_correct_answers_pass():
+    assert check_cols_by_hand(lambda: RIGHT)
+    assert check_cols_by_hand(lambda: np.array(RIGHT, dtype=np.float32))
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    assert check_cols_by_hand(lambda: F.im2col(x, 2, stride=2, padding=1))
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (np.array(RIGHT).T, "you have the transpose"),
+        (np.array(RIGHT)[[0, 2, 1, 3]], "the taps go row by row"),
+        (np.array(RIGHT)[:, [0, 2, 1, 3]], "the output positions go row by row"),
+        (
+            [[1, 3, 7, 9], [2, 0, 8, 0], [4, 6, 0, 0], [5, 0, 0, 0]],
+            "on *each* side",
+        ),
+        ([[1], [2], [4], [5]], "without padding"),
+        (np.zeros((4, 16)), "16 columns is stride 1"),
+        (np.zeros((3, 3)), "a 4×4 matrix"),
+        (np.ones((4, 4)), "pad first"),
+    ],
+)
+def test_cols_by_hand_mistakes_get_their_hints(wrong, hint):
+    result = check_cols_by_hand(lambda: wrong)
+    assert not result
+    assert hint in result.message, result.message
+
+
+def test_cols_by_hand_survives_junk():
+    assert "expected a 4×4 array" in check_cols_by_hand(lambda: "cols").message
+    result = check_cols_by_hand(lambda: 1 / 0)
+    assert not result and "ZeroDivisionError" in result.message
+
+
+# ----------------------------------------------------------------------------------
+# 3.3 Find the offset bug
+# ----------------------------------------------------------------------------------
+
+
+def loops(x, w, stride=1, padding=0, dilation=1, mistake=None):
+    s, p, d = stride, padding, dilation
+    N, C, H, W = x.shape
+    F_, _, kH, kW = w.shape
+    Ho = (H + 2 * p - d * (kH - 1) - 1) // s + 1
+    Wo = (W + 2 * p - d * (kW - 1) - 1) // s + 1
+    out = np.zeros((N, F_, Ho, Wo))
+    for n in range(N):
+        for f in range(F_):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    for c in range(C):
+                        for i in range(kH):
+                            for j in range(kW):
+                                r, q = oh * s + i * d - p, ow * s + j * d - p
+                                if mistake == "planted":
+                                    r, q = (oh + i * d) * s - p, (ow + j * d) * s - p
+                                elif mistake == "no_dilation":
+                                    r, q = oh * s + i - p, ow * s + j - p
+                                elif mistake == "plus_padding":
+                                    r, q = r + 2 * p, q + 2 * p
+                                inside = 0 <= r < H and 0 <= q < W
+                                if mistake == "wraps":
+                                    inside = r < H and q < W
+                                if inside:
+                                    out[n, f, oh, ow] += x[n, c, r, q] * w[f, c, i, j]
     return out
 
 
-def corr2d_package(x, w, stride=1, padding=0):
-    return F.conv2d(x[None, None], w[None, None], None, stride, padding)[0, 0]
+def padded_windows(x, w, stride=1, padding=0, dilation=1):  # alternative solution
+    s, d = stride, dilation
+    xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    kH, kW = w.shape[2:]
+    Ho = (xp.shape[2] - d * (kH - 1) - 1) // s + 1
+    Wo = (xp.shape[3] - d * (kW - 1) - 1) // s + 1
+    out = 0
+    for i in range(kH):
+        for j in range(kW):
+            patch = xp[:, :, i * d :: s, j * d :: s][:, :, :Ho, :Wo]
+            out = out + np.einsum("nchw,fc->nfhw", patch, w[:, :, i, j])
+    return out
 
 
-@pytest.mark.parametrize("solution", [corr2d_loops, corr2d_package])
-def test_corr2d_accepts_correct(solution):
-    assert check_corr2d_single(solution)
-
-
-@pytest.mark.parametrize(
-    "wrong, complaint",
-    [
-        (
-            lambda x, w, stride=1, padding=0: corr2d_loops(
-                x, w[::-1, ::-1], stride, padding
-            ),
-            "wrong values",
-        ),
-        (
-            lambda x, w, stride=1, padding=0: corr2d_loops(x, w, 1, padding)[
-                ::stride, ::stride
-            ][:-1],
-            "wrong shape",
-        ),
-        (
-            lambda x, w, stride=1, padding=0: corr2d_loops(x, w, stride, padding)[
-                :-1, :-1
-            ],
-            "wrong shape",
-        ),  # off by one
-        (
-            lambda x, w, stride=1, padding=0: corr2d_loops(
-                np.pad(x, ((padding, padding), (0, 0))), w, stride, 0
-            ),
-            "wrong shape",
-        ),
-    ],
-)
-def test_corr2d_rejects_wrong(wrong, complaint):
-    result = check_corr2d_single(wrong)
-    assert not result and complaint in repr(result)
-
-
-def test_corr2d_flipped_kernel_hint():
-    result = check_corr2d_single(
-        lambda x, w, stride=1, padding=0: corr2d_loops(
-            x, w[::-1, ::-1], stride, padding
+def test_conv2d_fixed_correct_solutions_pass():
+    assert check_conv2d_fixed(loops)
+    assert check_conv2d_fixed(padded_windows)
+    assert check_conv2d_fixed(
+        lambda x, w, stride=1, padding=0, dilation=1: F.conv2d(
+            x.astype(np.float32), w.astype(np.float32), None, stride, padding, dilation
         )
     )
-    assert "does not flip" in repr(result)
-
-
-# --------------------------------------------------------------------------- same
-# padding
-
-
-def same_padding(k, dilation=1):
-    total = dilation * (k - 1)
-    return total // 2, total - total // 2
 
 
 @pytest.mark.parametrize(
-    "wrong",
+    "mistake, hint",
     [
-        lambda k, dilation=1: ((k - 1) // 2, (k - 1) // 2),  # symmetric only
-        lambda k, dilation=1: (
-            dilation * (k - 1) - dilation * (k - 1) // 2,
-            dilation * (k - 1) // 2,
-        ),  # extra before
-        lambda k, dilation=1: ((k - 1) // 2, k - 1 - (k - 1) // 2),  # ignores dilation
-        lambda k, dilation=1: (k // 2, k // 2),
+        ("planted", "still the planted bug"),
+        ("no_dilation", "d pixels apart"),
+        ("plus_padding", "subtract p"),
+        ("wraps", "wrap around"),
     ],
 )
-def test_same_padding(wrong):
-    assert check_same_padding(same_padding)
-    assert not check_same_padding(wrong)
+def test_conv2d_fixed_mistakes_get_their_hints(mistake, hint):
+    def wrong(x, w, stride=1, padding=0, dilation=1):
+        return loops(x, w, stride, padding, dilation, mistake=mistake)
+
+    result = check_conv2d_fixed(wrong)
+    assert not result
+    assert hint in result.message, result.message
 
 
-def test_same_padding_really_keeps_the_size():
-    x = np.zeros((1, 1, 9, 9))
-    for k in range(1, 5):
-        for d in (1, 2):
-            b, a = same_padding(k, d)
-            xp = np.pad(x, ((0, 0), (0, 0), (b, a), (b, a)))
-            assert F.conv2d(xp, np.zeros((1, 1, k, k)), dilation=d).shape == x.shape
+def test_conv2d_fixed_other_mistakes_get_the_general_hint():
+    def flipped(x, w, stride=1, padding=0, dilation=1):
+        return loops(x, w[:, :, ::-1, ::-1], stride, padding, dilation)
+
+    result = check_conv2d_fixed(flipped)
+    assert not result and "output by output" in result.message
+
+
+def test_conv2d_fixed_survives_junk():
+    result = check_conv2d_fixed(lambda x, w, **kw: x[10])
+    assert not result and "IndexError" in result.message
+    result = check_conv2d_fixed(lambda x, w, **kw: np.zeros(3))
+    assert not result and "wrong shape" in result.message
