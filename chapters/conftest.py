@@ -1,0 +1,41 @@
+"""pytest configuration for the notebooks: loaded by every run over ``chapters/``.
+
+With ``-n 2`` (``pyproject.toml``), pytest-xdist runs two workers, and the scheduler
+below hands *all* notebook cells to one of them as a single unit of work: the notebooks
+run one after another, each in cell order, so no two notebooks' timings compete for the
+cores, while the unit tests (one test file at a time) run on the other worker. On a
+2-core machine that hides the unit tests' minutes behind the notebooks' (CI's 15-minute
+budget, issue 12).
+"""
+
+from pathlib import Path
+
+from xdist.scheduler import LoadScopeScheduling
+
+SANITIZER = Path(__file__).resolve().parent.parent / "tests" / "nbval_sanitize.cfg"
+
+
+def pytest_configure(config):
+    # `pytest chapters/NN.ipynb` alone does not load tests/conftest.py: the sanitizer
+    # (timestamps, addresses, glued PNG bytes) is set here too.
+    if (
+        hasattr(config.option, "nbval_sanitize_with")
+        and not config.option.nbval_sanitize_with
+    ):
+        config.option.nbval_sanitize_with = str(SANITIZER)
+
+
+class NotebooksOnOneWorker(LoadScopeScheduling):
+    """Scopes: every notebook cell in one, each test file its own (like ``loadfile``).
+
+    The largest scope is handed out first (xdist's ``--loadscope-reorder``), so one
+    worker starts on the notebooks at once and gets nothing else until they are done.
+    """
+
+    def _split_scope(self, nodeid: str) -> str:
+        file = nodeid.split("::", 1)[0]
+        return "notebooks" if ".ipynb" in nodeid and "::Cell " in nodeid else file
+
+
+def pytest_xdist_make_scheduler(config, log):
+    return NotebooksOnOneWorker(config, log)
