@@ -9,70 +9,181 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._core import Case, CheckResult, require_function, run_cases
+from ._core import Case, CheckResult, Exercise, describe, require_function, run_cases
 
-__all__ = ["check_pool_output_shape", "check_max_pool_single", "check_relu"]
+__all__ = [
+    "check_ceil_mode_size",
+    "check_commutes_with_max_pool",
+    "check_max_pool_single",
+]
+
+EXERCISES = [
+    Exercise(
+        "4.1",
+        "Shapes under ceil_mode",
+        "medium",
+        "prediction",
+        "pooling output sizes: floor and ceiling, padding, the last-window rule",
+        "check_ceil_mode_size",
+        "ex04-ceil-mode",
+    ),
+    Exercise(
+        "4.2",
+        "What commutes with max pooling?",
+        "easy",
+        "prediction",
+        "monotone functions and the maximum",
+        "check_commutes_with_max_pool",
+        "ex04-commutes",
+    ),
+    Exercise(
+        "4.3",
+        "Max pooling of one feature map",
+        "easy",
+        "implementation",
+        "window loops, the running maximum",
+        "check_max_pool_single",
+        "ex04-max-pool-single",
+    ),
+]
 
 
 def _pool_size(n: int, k: int, s: int, p: int) -> int:
     return (n + 2 * p - k) // s + 1
 
 
-def _expected_shape(shape, kernel_size, stride=None, padding=0):
-    n, c, h, w = shape
-    k = kernel_size
-    s = k if stride is None else stride
-    return (n, c, _pool_size(h, k, s, padding), _pool_size(w, k, s, padding))
+# ----------------------------------------------------------------------------------
+# 4.1 Shapes under ceil_mode
+# ----------------------------------------------------------------------------------
 
 
-def check_pool_output_shape(fn) -> CheckResult:
-    """``fn(shape, kernel_size, stride=None, padding=0)`` → the output shape of max
-    pooling.
+def _ceil_size(n: int, k: int, s: int, p: int, ceil_mode: bool) -> int:
+    if not ceil_mode:
+        return (n + 2 * p - k) // s + 1
+    out = -(-(n + 2 * p - k) // s) + 1
+    if (out - 1) * s >= n + p:  # the last window would start in the right padding
+        out -= 1
+    return out
 
-    ``shape`` is the input's ``(N, C, H, W)``; ``kernel_size``, ``stride`` and
-    ``padding`` are ints (square windows). The stride defaults to the kernel size, as in
-    PyTorch. The answer is a tuple of four Python ints.
-    """
-    specs = [
+
+def check_ceil_mode_size(fn) -> CheckResult:
+    """``fn(n, kernel_size, stride, padding, ceil_mode)`` → the output length of max
+    pooling along one axis of length ``n``, as PyTorch computes it (ints, bool)."""
+    spec = [
+        ((7, 3, 2, 1, False), "padding adds p cells on *both* sides: n + 2p − k"),
+        ((5, 2, 2, 0, False), "without ceil_mode the last, partial window is dropped"),
         (
-            (1, 3, 32, 32),
-            3,
-            2,
-            0,
-            "floor((H + 2p - k)/s) + 1: an integer, rounded down",
+            (6, 2, 2, 0, True),
+            "when the stride divides n + 2p − k evenly there is no partial window: "
+            "ceil_mode changes nothing",
         ),
         (
-            (64, 8, 28, 28),
-            2,
-            None,
-            0,
-            "with stride=None the stride is the kernel size: windows do not overlap",
+            (5, 2, 2, 0, True),
+            "ceil_mode=True rounds (n + 2p − k)/s up: the partial window is kept",
         ),
         (
-            (2, 4, 7, 7),
-            2,
-            None,
-            0,
-            "a window that would stick out of the input is dropped (floor, not ceil)",
+            (3, 2, 2, 1, True),
+            "the last window would start in the right padding, (o − 1)·s ≥ n + p: "
+            "PyTorch drops it",
         ),
-        ((1, 1, 5, 9), 3, 1, 1, "padding adds p rows/columns on *both* sides"),
         (
-            (8, 16, 15, 10),
-            3,
-            2,
-            1,
-            "padding adds p rows/columns on both sides, then floor((H + 2p - k)/s) + 1",
+            (5, 2, 3, 1, True),
+            "a window must start inside the input or its left padding",
         ),
-        ((1, 2, 6, 6), 6, None, 0, ""),
+        ((112, 3, 2, 0, True), ""),
+        ((28, 3, 2, 1, True), ""),
+        ((13, 4, 3, 2, False), ""),
+        ((10, 3, 3, 0, True), ""),
     ]
-    cases = []
-    for shape, k, s, p, hint in specs:
-        kwargs = {"padding": p}
-        if s is not None:
-            kwargs["stride"] = s
-        expected = tuple(int(v) for v in _expected_shape(shape, k, s, p))
-        cases.append(Case((shape, k), expected, kwargs=kwargs, hint=hint))
-    return run_cases("pool_output_shape", fn, cases)
+    cases = [Case(args, _ceil_size(*args), hint=hint) for args, hint in spec]
+    return run_cases("ceil_mode_size", fn, cases)
+
+
+# ----------------------------------------------------------------------------------
+# 4.2 What commutes with max pooling?
+# ----------------------------------------------------------------------------------
+
+CANDIDATES = {
+    "relu": lambda x: np.maximum(x, 0.0),
+    "leaky_relu": lambda x: np.where(x > 0, x, 0.1 * x),
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "add_one": lambda x: x + 1.0,
+    "double": lambda x: 2.0 * x,
+    "negate": lambda x: -x,
+    "square": lambda x: x**2,
+    "cube": lambda x: x**3,
+    "abs": np.abs,
+    "floor": np.floor,
+}
+_COMMUTE = {"relu", "leaky_relu", "sigmoid", "add_one", "double", "cube", "floor"}
+_WRONG_IN = {
+    "negate": "−x reverses the order: max(−x) = −min(x), not −max(x)",
+    "square": "x² is not monotone: for the window [−3, 1], max then square gives 1, "
+    "square then max gives 9",
+    "abs": "|x| is not monotone: for the window [−3, 1], max then |·| gives 1, |·| "
+    "then max gives 3",
+}
+_MISSED = {
+    "floor": "floor is flat between integers but never decreases, and that is enough: "
+    "max ⌊x⌋ = ⌊max x⌋",
+    "cube": "unlike x², x³ is increasing on the whole line, negative numbers included",
+}
+_GENERAL = (
+    "every non-decreasing function g commutes with the maximum (g(max x) = max g(x)); "
+    "every other one fails on some window"
+)
+
+
+def check_commutes_with_max_pool(fn) -> CheckResult:
+    """``fn()`` returns the names, among ``CANDIDATES``, of the elementwise functions g
+    with ``g(max_pool(x)) == max_pool(g(x))`` for every input x (a set, list or
+    tuple of strings)."""
+    require_function("commutes_with_max_pool", fn)
+    name = getattr(fn, "__name__", "commutes_with_max_pool")
+
+    def fail(text: str) -> CheckResult:
+        return CheckResult("commutes_with_max_pool", False, f"✗ {name}: {text}")
+
+    try:
+        got = fn()
+    except NotImplementedError:
+        return fail("not implemented yet — your turn!")
+    except Exception as err:  # the reader's code may raise anything
+        return fail(f"raised {type(err).__name__}: {err}")
+    if isinstance(got, str) or not isinstance(got, (set, frozenset, list, tuple)):
+        return fail(f"expected a set of names, got {describe(got)}")
+    if not all(isinstance(g, str) for g in got):
+        return fail(f"expected names (strings) from CANDIDATES, got {describe(got)}")
+    unknown = sorted(set(got) - set(CANDIDATES))
+    if unknown:
+        return fail(f"unknown names {unknown}; choose among {sorted(CANDIDATES)}")
+    chosen = set(got)
+    wrong_in = sorted(chosen - _COMMUTE)
+    if wrong_in:
+        hint = _WRONG_IN.get(wrong_in[0], _GENERAL)
+        return fail(
+            f"{wrong_in[0]!r} does not commute with max pooling\n  hint: {hint}"
+        )
+    missed = sorted(_COMMUTE - chosen)
+    if missed:
+        hint = _MISSED.get(missed[0], _GENERAL)
+        for candidate in missed:  # a specific hint first, if there is one
+            if candidate in _MISSED:
+                hint = _MISSED[candidate]
+                break
+        return fail(
+            f"{len(missed)} of the functions that commute are missing\n  hint: {hint}"
+        )
+    return CheckResult(
+        "commutes_with_max_pool",
+        True,
+        f"✓ {name}: exactly the {len(_COMMUTE)} non-decreasing functions.",
+    )
+
+
+# ----------------------------------------------------------------------------------
+# 4.3 Max pooling of one feature map
+# ----------------------------------------------------------------------------------
 
 
 def _max_pool_single(x: np.ndarray, k: int, s: int) -> np.ndarray:
@@ -127,31 +238,3 @@ def check_max_pool_single(fn) -> CheckResult:
         Case((x, k, s), _max_pool_single(x, k, s), hint=hint) for x, k, s, hint in specs
     ]
     return run_cases("max_pool_single", fn, cases, rtol=0, atol=0)
-
-
-def check_relu(fn) -> CheckResult:
-    """``fn(x)`` → ``max(x, 0)`` elementwise, a new array of the same shape and dtype;
-    ``x`` unchanged."""
-    require_function("relu", fn)
-    rng = np.random.default_rng(44)
-    inputs = [
-        np.array([-2.0, -0.5, 0.0, 0.5, 2.0]),
-        rng.standard_normal((2, 3, 4, 4)),
-        rng.standard_normal((3, 5)).astype(np.float32),
-        -np.abs(rng.standard_normal((2, 2))) - 1.0,
-    ]
-
-    def guarded(x):
-        before = x.copy()
-        got = fn(x)
-        if not np.array_equal(x, before):
-            raise AssertionError(
-                "it modified its input; ReLU must return a new array and leave x alone"
-            )
-        if isinstance(got, np.ndarray) and got.dtype != x.dtype:
-            raise AssertionError(f"it changed the dtype from {x.dtype} to {got.dtype}")
-        return got
-
-    guarded.__name__ = getattr(fn, "__name__", "relu")
-    cases = [Case((x,), np.maximum(x, 0)) for x in inputs]
-    return run_cases("relu", guarded, cases, rtol=0, atol=0)
