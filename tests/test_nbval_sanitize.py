@@ -57,3 +57,26 @@ def test_glued_png_bytes_are_not_compared(tmp_path):
     cfg = str(ROOT / "tests" / "nbval_sanitize.cfg")
     assert _nbval(tmp_path, "--nbval-sanitize-with", cfg) == 0
     assert _nbval(tmp_path) == 1  # without the sanitizer the bytes differ
+
+
+def _listing_nbval(tmp_path: Path, printed: str, stored: str) -> int:
+    notebook = _notebook("", "")
+    cell = notebook["cells"][0]
+    cell["source"] = f"print({printed!r}, end='')"
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": stored}]
+    path = tmp_path / "listing.ipynb"
+    path.write_text(json.dumps(notebook))
+    cfg = str(ROOT / "tests" / "nbval_sanitize.cfg")
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    command += ["--nbval", "--nbval-current-env", "--nbval-sanitize-with", cfg]
+    return subprocess.run(
+        command + [str(path)], cwd=tmp_path, capture_output=True
+    ).returncode
+
+
+def test_listing_line_numbers_move_but_the_code_is_compared(tmp_path):
+    # cnnbook.show's header names the module's lines; an edit above them moves them.
+    stored = "*cnnbook/functional.py, lines 551–554*\ndef relu(x):\n    return x\n"
+    moved = stored.replace("551–554", "530–533")
+    assert _listing_nbval(tmp_path, moved, stored) == 0
+    assert _listing_nbval(tmp_path, moved.replace("return x", "return -x"), stored) == 1
