@@ -1,149 +1,176 @@
-"""The Chapter 5 checkers accept a correct answer and reject the usual wrong ones."""
+"""Chapter 5 checkers: each typical mistake gets its hint, correct solutions pass."""
+
+import math
 
 import numpy as np
 import pytest
 
-from cnnbook.exercises import check_cross_entropy, check_linear_size, check_softmax
-
-# --- softmax --------------------------------------------------------------------------
-
-
-def softmax_right(z):
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def softmax_naive(z):
-    e = np.exp(z)  # overflows for large logits
-    return e / e.sum(axis=-1, keepdims=True)
+from cnnbook import exercises
+from cnnbook import functional as F
+from cnnbook.exercises import (
+    check_leaky_he_std,
+    check_softmax_limits,
+    check_temperature_for,
+)
+from cnnbook.exercises.ch05 import EXERCISES
 
 
-def softmax_global_max(z):
-    e = np.exp(
-        z - z.max()
-    )  # one maximum for the whole batch: some rows underflow to 0/0
-    return e / e.sum(axis=-1, keepdims=True)
+def test_checkers_are_exported_and_registered():
+    for exercise in EXERCISES:
+        assert exercise.checker in exercises.__all__
+    assert sum(e.needs_thought for e in EXERCISES) >= 2
 
 
-def softmax_no_keepdims(z):
-    e = np.exp(
-        z - z.max(axis=-1)
-    )  # broadcasts along the wrong axis (silently, for square z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def softmax_wrong_axis(z):
-    e = np.exp(z - z.max(axis=0, keepdims=True))
-    return e / e.sum(axis=0, keepdims=True)
-
-
-@pytest.mark.parametrize("right", [softmax_right])
-def test_softmax_accepts_correct(right):
-    result = check_softmax(right)
-    assert result, result.message
+def todo(*args, **kwargs):
+    raise NotImplementedError
 
 
 @pytest.mark.parametrize(
-    "wrong",
-    [softmax_naive, softmax_global_max, softmax_no_keepdims, softmax_wrong_axis],
+    "check", [check_softmax_limits, check_temperature_for, check_leaky_he_std]
 )
-def test_softmax_rejects(wrong):
-    with np.errstate(all="ignore"):
-        result = check_softmax(wrong)
-    assert not result
-    assert result.message.startswith("✗")
+def test_stub_is_not_implemented_yet(check):
+    result = check(todo)
+    assert not result and "not implemented yet" in result.message
 
 
-# --- cross_entropy --------------------------------------------------------------------
+# --- 5.1 softmax_limits ------------------------------------------------------------
 
 
-def ce_right(logits, targets):
-    m = logits.max(axis=-1, keepdims=True)
-    logp = logits - m - np.log(np.exp(logits - m).sum(axis=-1, keepdims=True))
-    return float(-logp[np.arange(len(targets)), targets].mean())
+def limits(z):
+    top = z == z.max(axis=-1, keepdims=True)
+    return top / top.sum(axis=-1, keepdims=True), np.full(z.shape, 1 / z.shape[-1])
 
 
-def ce_logaddexp(logits, targets):
-    logp = logits - np.logaddexp.reduce(logits, axis=-1, keepdims=True)
-    return float(-np.take_along_axis(logp, targets[:, None], axis=1).mean())
+def limits_numerically(z):  # alternative: evaluate softmax at extreme temperatures
+    z = z.astype(np.float64)
+    cold = F.softmax((z - z.max(axis=-1, keepdims=True)) / 1e-12)
+    return cold, F.softmax(z / 1e12)
 
 
-def ce_log_of_softmax(logits, targets):
-    p = softmax_right(logits)  # stable softmax, but log(0) = -inf for huge logit gaps
-    return float(-np.log(p[np.arange(len(targets)), targets]).mean())
+def test_limits_correct_solutions_pass():
+    assert check_softmax_limits(limits)
+    assert check_softmax_limits(limits_numerically)
 
 
-def ce_sum(logits, targets):
-    return ce_right(logits, targets) * len(targets)
+def one_hot_first(z):
+    cold = np.zeros(z.shape)
+    cold[np.arange(len(z)), z.argmax(axis=-1)] = 1.0
+    return cold, limits(z)[1]
 
 
-def ce_wrong_index(logits, targets):
-    m = logits.max(axis=-1, keepdims=True)
-    logp = logits - m - np.log(np.exp(logits - m).sum(axis=-1, keepdims=True))
-    return float(-logp[:, targets].mean())  # a (N, N) block, not one entry per row
-
-
-def ce_forgets_logsumexp(logits, targets):
-    m = logits.max(axis=-1, keepdims=True)
-    return float(-(logits - m)[np.arange(len(targets)), targets].mean())
-
-
-@pytest.mark.parametrize("right", [ce_right, ce_logaddexp])
-def test_cross_entropy_accepts_correct(right):
-    result = check_cross_entropy(right)
-    assert result, result.message
+def global_max(z):
+    top = z == z.max()
+    return top / np.maximum(top.sum(axis=-1, keepdims=True), 1), limits(z)[1]
 
 
 @pytest.mark.parametrize(
-    "wrong", [ce_log_of_softmax, ce_sum, ce_wrong_index, ce_forgets_logsumexp]
+    "wrong, hint",
+    [
+        (lambda z: (limits(z)[0], np.zeros(z.shape)), "every z_k/T goes to 0"),
+        (lambda z: (limits(z)[0], F.softmax(z)), "every z_k/T goes to 0"),
+        (lambda z: limits(z)[::-1], "every z_k/T goes to 0"),
+        (one_hot_first, "share the mass"),
+        (global_max, "each row's own maximum"),
+    ],
 )
-def test_cross_entropy_rejects(wrong):
-    with np.errstate(all="ignore"):
-        result = check_cross_entropy(wrong)
+def test_limits_mistakes_get_their_hints(wrong, hint):
+    result = check_softmax_limits(wrong)
     assert not result
-    assert result.message.startswith("✗")
+    assert hint in result.message, result.message
 
 
-# --- linear_size ----------------------------------------------------------------------
+def test_limits_survives_junk():
+    assert "expected a tuple of 2" in check_softmax_limits(lambda z: z).message
+    result = check_softmax_limits(lambda z: (z[:, :1], z))
+    assert not result and "wrong shape" in result.message
 
 
-def size_right(feature_shape, out_features, bias=True):
-    c, h, w = feature_shape
-    n_in = c * h * w
-    return n_in, out_features * n_in + (out_features if bias else 0)
+# --- 5.2 temperature_for -------------------------------------------------------------
 
 
-def size_forgets_bias(feature_shape, out_features, bias=True):
-    c, h, w = feature_shape
-    return c * h * w, out_features * c * h * w
+def p_max(z, T):
+    return F.softmax(np.asarray(z, dtype=np.float64) / T).max()
 
 
-def size_forgets_channels(feature_shape, out_features, bias=True):
-    c, h, w = feature_shape
-    n_in = h * w
-    return n_in, out_features * n_in + (out_features if bias else 0)
+def bisect(z, p, steps=80):
+    lo, hi = math.log(1e-3), math.log(1e3)  # p_max falls as log T grows
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if p_max(z, math.exp(mid)) > p else (lo, mid)
+    return math.exp((lo + hi) / 2)
 
 
-def size_bias_per_input(feature_shape, out_features, bias=True):
-    c, h, w = feature_shape
-    n_in = c * h * w
-    return n_in, out_features * n_in + (n_in if bias else 0)
+def brent(z, p):  # alternative: scipy's root finder on log T
+    scipy_optimize = pytest.importorskip("scipy.optimize")
+    return math.exp(
+        scipy_optimize.brentq(lambda u: p_max(z, math.exp(u)) - p, -8, 8, xtol=1e-14)
+    )
 
 
-def size_float(feature_shape, out_features, bias=True):
-    n_in, n = size_right(feature_shape, out_features, bias)
-    return float(n_in), float(n)
-
-
-def test_linear_size_accepts_correct():
-    result = check_linear_size(size_right)
-    assert result, result.message
+def test_temperature_correct_solutions_pass():
+    assert check_temperature_for(bisect)
+    assert check_temperature_for(brent)
 
 
 @pytest.mark.parametrize(
-    "wrong", [size_forgets_bias, size_forgets_channels, size_bias_per_input, size_float]
+    "wrong, hint",
+    [
+        (lambda z, p: 1 / bisect(z, p), "you returned 1/T"),
+        (lambda z, p: -bisect(z, p), "positive, finite"),
+        (lambda z, p: 0.0, "positive, finite"),
+        (lambda z, p: bisect(z, p, steps=8), "keep bisecting"),
+        (lambda z, p: 1.0, "falls steadily"),
+        (lambda z, p: "hot", "expected a number"),
+    ],
 )
-def test_linear_size_rejects(wrong):
-    result = check_linear_size(wrong)
+def test_temperature_mistakes_get_their_hints(wrong, hint):
+    result = check_temperature_for(wrong)
     assert not result
-    assert result.message.startswith("✗")
+    assert hint in result.message, result.message
+
+
+def test_temperature_reports_exceptions():
+    result = check_temperature_for(lambda z, p: z[99])
+    assert not result and "IndexError" in result.message
+
+
+# --- 5.3 leaky_he_std ----------------------------------------------------------------
+
+
+def leaky_std(fan_in, slope):
+    return math.sqrt(2 / ((1 + slope**2) * fan_in))
+
+
+def leaky_std_by_gain(fan_in, slope):  # alternative: the gain's mean over z > 0, z < 0
+    mean_square_gain = (1**2 + slope**2) / 2
+    return (mean_square_gain * fan_in) ** -0.5
+
+
+def test_leaky_correct_solutions_pass():
+    assert check_leaky_he_std(leaky_std)
+    assert check_leaky_he_std(leaky_std_by_gain)
+
+
+def test_leaky_std_keeps_the_signal_through_a_deep_stack():
+    rng = np.random.default_rng(0)
+    a, slope = rng.standard_normal((256, 256)), 0.3
+    start = np.sqrt(np.mean(a**2))
+    for _ in range(30):
+        z = a @ (rng.standard_normal((256, 256)) * leaky_std(256, slope))
+        a = np.where(z > 0, z, slope * z)
+    assert 0.5 < np.sqrt(np.mean(a**2)) / start < 2
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (lambda n, a: leaky_std(n, a) ** 2, "the square root"),
+        (lambda n, a: math.sqrt(1 / ((1 + a**2) * n)), "He's σ² = 2/fan_in"),
+        (lambda n, a: math.sqrt(2 / n), "LeCun's σ² = 1/fan_in"),
+        (lambda n, a: math.sqrt(2 / ((1 + a) * n)), "scaled by a², not a"),
+    ],
+)
+def test_leaky_mistakes_get_their_hints(wrong, hint):
+    result = check_leaky_he_std(wrong)
+    assert not result
+    assert hint in result.message, result.message

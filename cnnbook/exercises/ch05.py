@@ -1,137 +1,206 @@
 """Checkers for Chapter 5, softmax and the fully connected layer.
 
-The expected answers are computed here in float64 with NumPy alone
-(``np.logaddexp.reduce`` for the log-sum-exp), independent of ``cnnbook.functional``.
+The expected answers are computed here in float64 with NumPy alone (a softmax of their
+own, the variance argument of the initialization section), independent of
+``cnnbook.functional``.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ._core import Case, CheckResult, run_cases
+from ._core import Case, CheckResult, Exercise, describe, require_function, run_cases
 
-__all__ = ["check_softmax", "check_cross_entropy", "check_linear_size"]
+__all__ = ["check_softmax_limits", "check_temperature_for", "check_leaky_he_std"]
+
+EXERCISES = [
+    Exercise(
+        "5.1",
+        "Softmax at the extremes of temperature",
+        "easy",
+        "prediction",
+        "softmax(z / T) as T → 0 and T → ∞, ties",
+        "check_softmax_limits",
+        "ex05-limits",
+    ),
+    Exercise(
+        "5.2",
+        "The temperature for a given confidence",
+        "medium",
+        "tuning",
+        "monotonicity of the largest probability in T, bisection, stable softmax",
+        "check_temperature_for",
+        "ex05-temperature",
+    ),
+    Exercise(
+        "5.3",
+        "He initialization for a leaky ReLU",
+        "medium",
+        "derivation",
+        "variance through a linear layer and a leaky ReLU",
+        "check_leaky_he_std",
+        "ex05-leaky-he",
+    ),
+]
 
 
-def _log_softmax(z: np.ndarray) -> np.ndarray:
+def _softmax(z: np.ndarray) -> np.ndarray:
     z = np.asarray(z, dtype=np.float64)
-    return z - np.logaddexp.reduce(z, axis=-1, keepdims=True)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
-def _logit_cases(rng):
-    """Logit matrices (N, K), each with the trap it sets for a hand-written softmax."""
-    square = rng.standard_normal((3, 3)) * 3
-    square[:, 0] += np.array([0.0, 30.0, -30.0])  # rows with different maxima
-    return [
-        (np.array([[1.0, 2.0, 3.0]]), ""),
+# ----------------------------------------------------------------------------------
+# 5.1 Softmax at the extremes of temperature
+# ----------------------------------------------------------------------------------
+
+
+def _limits(z: np.ndarray):
+    z = np.asarray(z, dtype=np.float64)
+    top = z == z.max(axis=-1, keepdims=True)
+    cold = top / top.sum(axis=-1, keepdims=True)
+    hot = np.full(z.shape, 1.0 / z.shape[-1])
+    return cold, hot
+
+
+def check_softmax_limits(fn) -> CheckResult:
+    """``fn(z)`` → ``(cold, hot)``: the limits of ``softmax(z / T)`` row by row for
+    ``z: (N, K)`` as ``T → 0+`` and as ``T → ∞``, two arrays of ``z``'s shape."""
+    rng = np.random.default_rng(51)
+    spec = [
+        (
+            np.array([[1.0, 2.0, 3.0]]),
+            "as T → 0 the differences z_k/T − z_max/T go to −∞ for every class but "
+            "the largest; as T → ∞ every z_k/T goes to 0",
+        ),
+        (
+            np.array([[1.0, 3.0, 3.0]]),
+            "a tie for the largest logit: as T → 0 the tied classes keep equal "
+            "probabilities, so they share the mass (1/2 each here)",
+        ),
         (
             rng.standard_normal((4, 5)),
-            "softmax normalizes each row (axis=-1): every row sums to 1",
-        ),
-        (square, "subtract each row's own maximum: z.max(axis=-1, keepdims=True)"),
-        (
-            np.array([[1000.0, 1001.0, 1002.0], [-5.0, 0.0, 5.0]]),
-            "exp(1000) overflows to inf: subtract the row's maximum before "
-            "exponentiating",
+            "every row is its own distribution: take each row's own maximum",
         ),
         (
-            np.array([[1e4, -1e4, 0.0, 1e4], [-1e4, -1e4 + 1.0, -1e4 + 2.0, -1e4]]),
-            "logits of ±1e4: subtract each row's own maximum (a single maximum over "
-            "the whole batch "
-            "leaves rows whose exponentials all underflow to 0, and 0/0 is nan)",
+            np.array([[-5.0, -5.0, -7.0, -5.0], [2.0, 2.0, 2.0, 2.0]]),
+            "ties again, with negative logits: three classes share the top; and a row "
+            "of equal logits stays uniform at every T",
         ),
-        (
-            (rng.standard_normal((2, 6)) * 50).astype(np.float32),
-            "float32 logits: exp overflows already above about 88.7",
-        ),
+        (rng.standard_normal((3, 10)).astype(np.float32), ""),
     ]
+    cases = [Case((z,), _limits(z), hint=hint) for z, hint in spec]
+    return run_cases("softmax_limits", fn, cases, rtol=1e-6, atol=1e-7)
 
 
-def check_softmax(fn) -> CheckResult:
-    """``fn(z)`` → the softmax of every row of ``z: (N, K)``, finite for any finite
-    logits."""
-    rng = np.random.default_rng(5)
-    cases = [
-        Case((z,), np.exp(_log_softmax(z)), hint=hint) for z, hint in _logit_cases(rng)
-    ]
-    # float32 inputs are checked to float32 accuracy.
-    return run_cases("softmax", fn, cases, rtol=1e-5, atol=1e-7)
+# ----------------------------------------------------------------------------------
+# 5.2 The temperature for a given confidence
+# ----------------------------------------------------------------------------------
+
+_TEMPERATURE_CASES = [
+    (np.array([2.0, 1.0, 0.5, 0.0, -1.0]), 0.5),
+    (np.array([2.0, 1.0, 0.5, 0.0, -1.0]), 0.9),
+    (np.array([3.0, 0.0, 0.0]), 0.4),
+    (np.array([1000.0, 999.0, 0.0]), 0.6),
+    (np.array([0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), 0.99),
+    (np.array([-3.0, 4.0, 1.0, 2.5]), 0.3),
+]
 
 
-def check_cross_entropy(fn) -> CheckResult:
-    """``fn(logits, targets)`` → mean over the batch of ``-log softmax(logits)[n,
-    targets[n]]``.
+def _p_max(z: np.ndarray, T: float) -> float:
+    return float(_softmax(z / T).max())
 
-    ``logits: (N, K)`` floats, ``targets: (N,)`` integer class indices; returns a Python
-    float.
-    """
-    rng = np.random.default_rng(55)
-    # Equal logits give every class probability 1/10: the mean loss is ln 10 (the sum is
-    # 8 ln 10).
-    cases = [
-        Case(
-            (np.zeros((8, 10)), np.arange(8) % 10),
-            float(np.log(10)),
-            hint="equal logits give each of 10 classes probability 1/10, so every "
-            "example "
-            "loses ln 10 and so does the batch *mean* (do not sum)",
-        )
-    ]
-    for z, hint in _logit_cases(rng):
-        n, k = z.shape
-        targets = rng.integers(0, k, size=n)
-        targets[0] = np.argmin(
-            z[0]
-        )  # the least likely class: its probability may round to 0
-        if n > 1:
-            targets[1] = np.argmax(
-                z[1]
-            )  # different targets, so using the wrong one shows
-        expected = float(-_log_softmax(z)[np.arange(n), targets].mean())
-        if n > 1 and not hint:
-            hint = "take one entry per row, the target's: logp[np.arange(N), targets]"
-        elif "axis=-1" in hint:
-            hint = "take one entry per row, the target's: logp[np.arange(N), targets]"
-        elif "±1e4" in hint or "1000" in hint:
+
+def check_temperature_for(fn) -> CheckResult:
+    """``fn(z, p_max)`` → a temperature ``T > 0`` with ``softmax(z / T).max()`` equal to
+    ``p_max`` within 1e-6, for 1-D logits ``z`` with a unique largest entry and
+    ``1/K < p_max < 1``."""
+    require_function("temperature_for", fn)
+    name = getattr(fn, "__name__", "temperature_for")
+
+    def fail(text: str) -> CheckResult:
+        return CheckResult("temperature_for", False, f"✗ {name}{text}")
+
+    for number, (z, p) in enumerate(_TEMPERATURE_CASES, start=1):
+        call = f"{name}({describe(z)}, {p})"
+        try:
+            T = fn(z.copy(), p)
+        except NotImplementedError:
+            return fail(": not implemented yet — your turn!")
+        except Exception as err:  # the reader's code may raise anything
+            return fail(f" raised {type(err).__name__}: {err}\n  on {call}")
+        where = f" failed check {number} of {len(_TEMPERATURE_CASES)}\n  on {call}\n  "
+        try:
+            T = float(T)
+        except (TypeError, ValueError):
+            return fail(f"{where}expected a number, got {describe(T)}")
+        if not math.isfinite(T) or T <= 0:
+            return fail(
+                f"{where}got T = {describe(T)}\n  hint: a temperature is a positive, "
+                "finite number (dividing by T ≤ 0 reverses or breaks the softmax)"
+            )
+        got = _p_max(z, T)
+        if abs(got - p) <= 1e-6:
+            continue
+        if abs(_p_max(z, 1.0 / T) - p) <= 1e-6:
             hint = (
-                "with huge logits softmax rounds to exactly 0 and log(0) = -inf: "
-                "compute "
-                "log-softmax directly as z - max - log(sum(exp(z - max)))"
+                "you returned 1/T: the logits are *divided* by the temperature, "
+                "softmax(z / T)"
             )
-        cases.append(Case((z, targets), expected, hint=hint))
-    return run_cases("cross_entropy", fn, cases, rtol=1e-5, atol=1e-9)
-
-
-def check_linear_size(fn) -> CheckResult:
-    """``fn(feature_shape, out_features, bias=True)`` → ``(in_features, n_params)`` of a
-    ``Linear`` layer.
-
-    ``feature_shape`` is the ``(C, H, W)`` of one example's pooled feature maps, which
-    ``Flatten`` turns into a vector of ``in_features`` numbers; the layer has a weight
-    ``(out, in)`` and, if ``bias``, a bias ``(out,)``. Both answers are ints.
-    """
-    specs = [
-        ((1, 28, 28), 10, False, "a weight (out, in) holds out·in numbers"),
-        (
-            (8, 14, 14),
-            10,
-            False,
-            "the flattened vector holds every channel: C·H·W numbers",
-        ),
-        ((8, 14, 14), 10, True, "plus one bias per output"),
-        ((16, 5, 5), 120, True, "one bias per output, not per input"),
-        ((32, 3, 7), 64, True, ""),
-    ]
-    cases = []
-    for shape, out, bias, hint in specs:
-        c, h, w = shape
-        n_in = c * h * w
-        cases.append(
-            Case(
-                (shape, out),
-                (int(n_in), int(out * n_in + (out if bias else 0))),
-                kwargs={"bias": bias},
-                hint=hint,
+        elif abs(got - p) <= 1e-2:
+            hint = (
+                "close, but not within 1e-6: keep bisecting (each step halves the "
+                "bracket; 60 steps on log T are plenty)"
             )
+        else:
+            hint = (
+                "the largest probability falls steadily from 1 (T → 0) to 1/K (T → ∞): "
+                "bracket T, for example in [1e-3, 1e3], and bisect (on log T)"
+            )
+        return fail(
+            f"{where}softmax(z / T).max() = {got:.6g} for T = {T:.6g}, "
+            f"expected {p}\n  hint: {hint}"
         )
-    return run_cases("linear_size", fn, cases)
+    return CheckResult(
+        "temperature_for",
+        True,
+        f"✓ {name} passed all {len(_TEMPERATURE_CASES)} checks.",
+    )
+
+
+# ----------------------------------------------------------------------------------
+# 5.3 He initialization for a leaky ReLU
+# ----------------------------------------------------------------------------------
+
+
+def _leaky_std(fan_in: int, slope: float) -> float:
+    return math.sqrt(2.0 / ((1.0 + slope**2) * fan_in))
+
+
+def check_leaky_he_std(fn) -> CheckResult:
+    """``fn(fan_in, slope)`` → the standard deviation of zero-mean weights that keeps
+    the mean square of the activations constant through a linear layer followed by the
+    leaky ReLU ``max(z, slope·z)``, ``0 <= slope <= 1``."""
+    spec = [
+        (
+            (72, 0.0),
+            "slope 0 is the plain ReLU: He's σ² = 2/fan_in, and the answer is σ, the "
+            "square root",
+        ),
+        (
+            (256, 1.0),
+            "slope 1 is the identity, no ReLU at all: LeCun's σ² = 1/fan_in",
+        ),
+        (
+            (100, 0.5),
+            "a negative input z comes out as a·z, so its square is scaled by a², not "
+            "a: E[x²] = (1 + a²)/2 · Var(y)",
+        ),
+        ((1568, 0.2), ""),
+        ((9, 0.01), ""),
+        ((4608, 0.3), ""),
+    ]
+    cases = [Case(args, _leaky_std(*args), hint=hint) for args, hint in spec]
+    return run_cases("leaky_he_std", fn, cases, rtol=1e-9, atol=0)
