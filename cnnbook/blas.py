@@ -14,19 +14,32 @@ nc])`` that updates ``C`` in place and checks nothing (validation happens once, 
                 instructions);
   ``blocked``   i-k-j inside cache blocks: a ``kc × nc`` block of ``B`` stays in L2
                 while every row of ``A`` uses it, and a row piece of ``C`` stays in L1;
-  ``packed``    the GotoBLAS/BLIS structure: panels of ``A`` and ``B`` copied ("packed")
-                into contiguous buffers in the order the micro-kernel reads them, and a
-                micro-kernel that keeps an ``MR × NR`` tile of ``C`` in registers for
-                the whole ``kc`` loop;
+  ``register``  register blocking inside the same cache blocks: a micro-kernel keeps an
+                ``MR × NR`` tile of ``C`` in vector registers for a whole ``kc`` loop,
+                reading ``A`` and ``B`` where they are (no copies);
+  ``packed``    the GotoBLAS/BLIS structure: the same micro-kernel, fed from panels of
+                ``A`` and ``B`` copied ("packed") into contiguous buffers in the order
+                the micro-kernel reads them;
   ``parallel``  ``packed`` with the row blocks of ``C`` shared among threads
-                (``prange``),
-                ``numba.get_num_threads()`` of them.
+                (``prange``), ``numba.get_num_threads()`` of them.
+
+The register tile ``MR × NR`` comes from the host's vector ISA (:func:`register_tile`:
+6 × 16 with AVX2's 16 ymm registers, 14 × 32 with AVX-512's 32 zmm registers), the
+block sizes ``mc, kc, nc`` from its caches with the analytical model of BLIS
+(:func:`cache_sizes`, :func:`block_sizes`). :func:`with_tile` compiles the same
+kernels for another tile (the tests force every ISA's tile on any host).
+
+The packing routines :func:`pack_a` and :func:`pack_b` are separate kernels with a
+documented layout, so that other code (an implicit im2col, say) can produce the same
+packed panels and reuse the micro-kernel.
 
 The public entry is :func:`sgemm` (validation, copies of transposed inputs, the variant
-choice);
-:func:`matmul` has ``numpy.matmul``'s semantics on top of it (batched and broadcast
-operands), so it can be handed to the layers as their GEMM backend. Block sizes come
-from this CPU's cache sizes (:func:`cache_sizes`, :func:`block_sizes`).
+choice); :func:`matmul` has ``numpy.matmul``'s semantics on top of it (batched and
+broadcast operands), so it can be handed to the layers as their GEMM backend.
+
+The machine's yardsticks live here too: :func:`peak_gflops` (measured vector-FMA
+throughput), :func:`stream_bandwidth` (the roofs of a cache-aware roofline) and
+:func:`vector_fma_counts` (vector FMA instructions in generated assembly).
 
 Compiler flags: every kernel allows only floating-point *contraction* (a multiply and an
 add fused into one FMA instruction); no reassociation, so each sum is added in the loop
@@ -39,10 +52,15 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
+import time
+import types as _pytypes
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from cnnbook import machine as _machine
 
 try:  # numba is optional at import time; only running a kernel needs it
     import llvmlite.ir as llvm_ir
@@ -56,14 +74,21 @@ except ImportError:  # pragma: no cover - exercised only where numba is absent
 
 __all__ = [
     "HAVE_NUMBA",
+    "FMA_LATENCY",
+    "FMA_UNITS",
+    "RegisterTile",
+    "register_tile",
+    "TILE",
     "MR",
     "NR",
+    "LANES",
     "VARIANTS",
     "KERNELS",
     "CacheSizes",
     "BlockSizes",
     "cache_sizes",
     "block_sizes",
+    "balanced_block",
     "balanced_mc",
     "sgemm",
     "matmul",
@@ -71,12 +96,25 @@ __all__ = [
     "gemm_naive",
     "gemm_ikj",
     "gemm_blocked",
+    "gemm_register",
     "gemm_packed",
     "gemm_parallel",
     "pack_a",
     "pack_b",
     "micro_kernel",
+    "edge_tile",
+    "zero_tile",
+    "fma_row",
+    "update_row",
+    "prefetch_row",
+    "with_tile",
+    "micro_kernel_asm",
     "scale",
+    "vector_fma_counts",
+    "peak_kernel_asm",
+    "peak_accumulators",
+    "peak_gflops",
+    "stream_bandwidth",
 ]
 
 HAVE_NUMBA = numba is not None
@@ -85,17 +123,124 @@ _NUMBA_MISSING = (
     "Install it with `pip install numba` (it is in requirements.txt)."
 )
 
-# The register tile of the micro-kernel: MR rows × NR columns of C held in registers.
-# Sized for AVX-512, whose cores have 32 vector registers of 16 floats: a 6 × 64 tile
-# takes 24 of them (6 rows × 4 vectors), 4 more hold the current row of the B
-# micro-panel and 1 the broadcast element of A. On AVX2 (16 registers of 8 floats) the
-# same tile needs 48 registers for its accumulators alone and spills to memory; the
-# classic AVX2 choice is 6 × 16. Compile-time constants, so the compiler can unroll
-# the tile loops completely.
-MR = 6
-NR = 64
+# --------------------------------------------------------------------------------------
+# The register tile, from the register file
+# --------------------------------------------------------------------------------------
 
-VARIANTS = ("naive", "ikj", "blocked", "packed", "parallel")
+# An FMA's result can feed the next FMA only after FMA_LATENCY cycles, and a core
+# starts FMA_UNITS of them per cycle: 5 × 2 on Haswell/Broadwell, 4 × 2 on Skylake(-X),
+# Zen 3, Zen 4 and Zen 5. To keep every unit busy, at least latency × units
+# independent vector FMAs must be in flight (Low et al., 2016). The conservative
+# values below (Haswell's latency) cover all of these cores.
+FMA_LATENCY = 5
+FMA_UNITS = 2
+
+
+@dataclass(frozen=True)
+class RegisterTile:
+    """An ``mr × nr`` register tile of C for vectors of ``lanes`` elements."""
+
+    mr: int
+    nr: int
+    lanes: int
+
+    @property
+    def vectors(self) -> int:
+        """How many vector registers one row of the tile spans (nr / lanes)."""
+        return self.nr // self.lanes
+
+    @property
+    def accumulators(self) -> int:
+        return self.mr * self.vectors
+
+    @property
+    def registers(self) -> int:
+        """Accumulators + one row of B (nr / lanes vectors) + one broadcast of A."""
+        return self.accumulators + self.vectors + 1
+
+
+def register_tile(
+    vector_registers: int | None = None,
+    vector_lanes: int | None = None,
+    *,
+    latency: int = FMA_LATENCY,
+    units: int = FMA_UNITS,
+) -> RegisterTile:
+    """The micro-kernel's register tile MR × NR, derived from the register file.
+
+    One step p of the micro-kernel is an outer product: it loads a row of the B
+    micro-panel (``v = NR / L`` vectors of L lanes), broadcasts MR elements of A one at
+    a time, and issues ``MR·v`` vector FMAs into the accumulators. So
+
+    * registers: ``MR·v`` accumulators + ``v`` B vectors + 1 broadcast ≤ R;
+    * latency: each accumulator is one dependency chain, and latency × units chains
+      must be in flight to keep the FMA units busy: ``MR·v ≥ latency · units``;
+    * load ports: ``MR + v`` loads per step should not exceed the ``MR·v`` FMAs (cores
+      from Haswell to Zen 3 issue at least as many loads as FMAs per cycle);
+    * among the tiles left, the largest ``MR·NR / (MR + NR)``: flops per element loaded
+      from the packed panels, the micro-kernel's arithmetic intensity.
+
+    For each ``v``, MR is the largest that fits, ``⌊(R − v − 1) / v⌋``. With AVX2 (R =
+    16 ymm, L = 8 floats): v = 1 gives 14 × 8 but needs 15 loads for 14 FMAs; v = 2
+    gives **6 × 16** (12 accumulators + 2 + 1 = 15 registers, 8 loads for 12 FMAs,
+    intensity 4.4); v = 3 gives 4 × 24 (intensity 3.4). With AVX-512 (R = 32 zmm, L =
+    16): 14 × 32 (28 + 2 + 1 = 31 registers, intensity 9.7), ahead of 9 × 48 and 6 × 64.
+    BLIS uses 6 × 16 for sgemm on Haswell and Zen, and a larger tile on Skylake-X (32 ×
+    12, its column-major twin of 12 × 32, keeping registers free for addresses).
+
+    When no tile meets the latency or load rule (tiny register files), the best of
+    those that fit is returned; ``R < 3`` has none (ValueError). Defaults: the host's
+    ISA (:func:`cnnbook.machine.vector_isa`), float32 lanes.
+    """
+    if vector_registers is None or vector_lanes is None:
+        _, bits, registers = _machine.vector_isa()
+        vector_registers = registers if vector_registers is None else vector_registers
+        vector_lanes = bits // 32 if vector_lanes is None else vector_lanes
+    for name, value in (
+        ("vector_registers", vector_registers),
+        ("vector_lanes", vector_lanes),
+        ("latency", latency),
+        ("units", units),
+    ):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+            value, (int, np.integer)
+        ):
+            raise TypeError(f"register_tile: {name} must be an integer, got {value!r}")
+        if value < 1:
+            raise ValueError(f"register_tile: {name} must be positive, got {value}")
+    R, L = int(vector_registers), int(vector_lanes)
+    if R < 3:
+        raise ValueError(
+            f"register_tile: {R} vector registers cannot hold an accumulator, a B "
+            "vector and a broadcast of A (3 at least)"
+        )
+    best_key, best = None, None
+    for v in range(1, R - 1):
+        mr = (R - v - 1) // v
+        if mr < 1:
+            break
+        acc = mr * v
+        key = (
+            acc >= latency * units,
+            mr + v <= acc,
+            mr * v * L / (mr + v * L),
+            -v,
+        )
+        if best_key is None or key > best_key:
+            best_key, best = key, RegisterTile(mr, v * L, L)
+    return best
+
+
+# The host's tile. Module constants, so numba compiles them into the kernels and the
+# compiler knows the trip counts of the tile loops (numba's on-disk cache is keyed on
+# the CPU model and features, from which this tile is derived: a cached kernel never
+# meets another tile). ``with_tile`` compiles the kernels for any other tile.
+TILE = register_tile()
+MR = TILE.mr  # rows of the register tile of C
+NR = TILE.nr  # columns of the register tile of C, a multiple of LANES
+LANES = TILE.lanes  # float32 numbers per vector register
+
+VARIANTS = ("naive", "ikj", "blocked", "register", "packed", "parallel")
 
 
 def _jit(fn=None, **options):
@@ -121,13 +266,17 @@ def _jit(fn=None, **options):
 
 @dataclass(frozen=True)
 class CacheSizes:
-    """Per-core data cache sizes in bytes, and where they were read from."""
+    """Per-core data cache sizes in bytes, their associativity (ways), and where they
+    were read from."""
 
     l1d: int
     l2: int
     l3: int
     line: int
     source: str  # "sysfs" or "fallback"
+    l1_ways: int = 8
+    l2_ways: int = 8
+    l3_ways: int = 16
 
 
 # Typical of x86 server cores of the last decade; used only when the system does not
@@ -147,14 +296,14 @@ def _parse_size(text: str) -> int:
 def cache_sizes(
     root: str | os.PathLike = "/sys/devices/system/cpu/cpu0/cache",
 ) -> CacheSizes:
-    """This CPU's L1 data, L2 and L3 cache sizes, read from Linux's sysfs.
+    """This CPU's L1 data, L2 and L3 cache sizes and ways, read from Linux's sysfs.
 
     Each ``index*/`` directory under ``root`` describes one cache (``level``, ``type``,
-    ``size``, ``coherency_line_size``). Anything missing or unreadable falls back to
-    ``_FALLBACK_CACHES`` (32 KiB L1d, 512 KiB L2, 8 MiB L3, 64-byte lines), and
-    ``source`` says so.
+    ``size``, ``ways_of_associativity``, ``coherency_line_size``). Anything missing or
+    unreadable falls back to ``_FALLBACK_CACHES`` (32 KiB L1d, 512 KiB L2, 8 MiB L3,
+    64-byte lines, 8/8/16 ways), and ``source`` says so.
     """
-    found = {}
+    found, ways = {}, {}
     line = None
     try:
         for index in sorted(Path(root).glob("index*")):
@@ -163,6 +312,9 @@ def cache_sizes(
             if kind == "Instruction":
                 continue
             found[level] = _parse_size((index / "size").read_text())
+            ways_file = index / "ways_of_associativity"
+            if ways_file.exists():
+                ways[level] = int(ways_file.read_text())
             line_file = index / "coherency_line_size"
             if line is None and line_file.exists():
                 line = int(line_file.read_text())
@@ -170,12 +322,16 @@ def cache_sizes(
         found = {}
     if not {1, 2}.issubset(found):
         return _FALLBACK_CACHES
+    fb = _FALLBACK_CACHES
     return CacheSizes(
         l1d=found[1],
         l2=found[2],
-        l3=found.get(3, _FALLBACK_CACHES.l3),
+        l3=found.get(3, fb.l3),
         line=line or 64,
         source="sysfs",
+        l1_ways=ways.get(1) or fb.l1_ways,
+        l2_ways=ways.get(2) or fb.l2_ways,
+        l3_ways=ways.get(3) or fb.l3_ways,
     )
 
 
@@ -193,44 +349,77 @@ def _round_down(value: int, multiple: int, minimum: int) -> int:
     return max(minimum, value // multiple * multiple)
 
 
+# nc is also bounded by the TLB: a packed kc × nc panel of B of at most 4096 columns
+# spans kc · 4096 · 4 bytes (4 MiB at kc = 256), 1024 pages of 4 KiB, within the
+# second-level TLB of current x86 cores (1536-3072 entries).
+NC_MAX = 4096
+
+
 def block_sizes(
-    variant: str = "packed", caches: CacheSizes | None = None
+    variant: str = "packed",
+    caches: CacheSizes | None = None,
+    tile: RegisterTile | None = None,
 ) -> BlockSizes:
-    """Block sizes for ``variant`` ("blocked" or "packed"/"parallel") from the cache
-    sizes.
+    """Block sizes for ``variant`` from the caches: BLIS's analytical model (Low et al.,
+    2016) for "register", "packed" and "parallel"; a simpler rule for "blocked".
 
-    ``packed`` (float32, 4 bytes): the micro-kernel streams a ``kc × NR`` micro-panel of
-    B and an ``MR × kc`` micro-panel of A; a long ``kc`` spreads the cost of loading and
-    storing the C tile over more FMAs. The B micro-panel is reused by every micro-panel
-    of A in the block, so it takes 1/8 of L2: ``kc = L2 / (8 · NR · 4)``. The ``mc ×
-    kc`` block of A is reused for every micro-panel of B, so it stays in L2 next to it:
-    a quarter of L2, ``mc = L2 / (4 · kc · 4)``. The ``kc × nc`` panel of B lives in L3:
-    a quarter of it, ``nc = L3 / (4 · kc · 4)``. (The textbook rule, B micro-panel in
-    half of L1, gives kc = 96 with a 48 KiB L1; Chapter 10 measures why a longer kc wins
-    on a core whose L2 is fast.)
+    A cache of ``W`` ways and ``S`` sets of ``L``-byte lines holds ``S·L`` bytes per
+    way; a block gets whole ways, and one way is left for the lines of C (and of the
+    other operand) that stream through. With float32 (4 bytes) and the tile MR × NR:
 
-    ``blocked`` (no packing): a row piece of C, ``nc`` floats, stays in L1 (an eighth of
-    it) while ``kc`` rows of B stream past; the ``kc × nc`` block of B stays in half of
-    L2; ``mc`` rows of A.
+    * **kc (L1).** The micro-kernel reuses a ``kc × NR`` micro-panel of B for every
+      ``MR × kc`` micro-panel of A, so B's stays in L1 while A's stream through. A's
+      gets ``C_A = ⌊(W₁ − 1) / (1 + NR/MR)⌋`` ways (B's takes ``NR/MR`` times as
+      many): ``kc = C_A · S₁ · L / (4 · MR)``.
+    * **mc (L2).** The packed ``mc × kc`` block of A is reused for every micro-panel of
+      B: it gets the L2 ways that the B micro-panel and one streaming way leave,
+      ``C_Ac = W₂ − 1 − ⌈4 · kc · NR / (S₂ · L)⌉``: ``mc = C_Ac · S₂ · L / (4 · kc)``,
+      a multiple of MR.
+    * **nc (L3).** The packed ``kc × nc`` panel of B likewise gets
+      ``W₃ − 1 − ⌈4 · mc · kc / (S₃ · L)⌉`` ways of L3, a multiple of NR, and at most
+      ``NC_MAX`` columns (the TLB).
+
+    ``blocked`` (no packing, no register tile): a row piece of C, ``nc`` floats, stays
+    in L1 (an eighth of it) while ``kc`` rows of B stream past; the ``kc × nc`` block of
+    B stays in half of L2; ``mc`` rows of A.
     """
     caches = caches or cache_sizes()
-    if variant in ("packed", "parallel"):
-        kc = _round_down(caches.l2 // (8 * NR * 4), 16, 32)
-        mc = _round_down(caches.l2 // (4 * kc * 4), MR, MR)
-        nc = _round_down(min(caches.l3 // (4 * kc * 4), 4096), NR, NR)
+    tile = tile or TILE
+    if variant in ("register", "packed", "parallel"):
+        mr, nr, line = tile.mr, tile.nr, caches.line
+        way1 = caches.l1d // caches.l1_ways  # bytes per way: sets × line
+        way2 = caches.l2 // caches.l2_ways
+        way3 = caches.l3 // caches.l3_ways
+        ways_a = max(1, (caches.l1_ways - 1) * mr // (mr + nr))
+        kc = _round_down(ways_a * way1 // (4 * mr), 8, 8)
+        ways_ac = max(1, caches.l2_ways - 1 - _ceil_div(4 * kc * nr, way2))
+        mc = _round_down(ways_ac * way2 // (4 * kc), mr, mr)
+        ways_bc = max(1, caches.l3_ways - 1 - _ceil_div(4 * mc * kc, way3))
+        nc = _round_down(min(ways_bc * way3 // (4 * kc), NC_MAX), nr, nr)
+        del line
         return BlockSizes(mc, kc, nc)
     if variant == "blocked":
         nc = _round_down(caches.l1d // (8 * 4), 16, 16)
         kc = _round_down(caches.l2 // (2 * nc * 4), 16, 16)
         return BlockSizes(64, kc, nc)
     raise ValueError(
-        f"block sizes exist for 'blocked', 'packed' and 'parallel', not {variant!r}"
+        "block sizes exist for 'blocked', 'register', 'packed' and 'parallel', "
+        f"not {variant!r}"
     )
 
 
+def balanced_block(size: int, block: int, multiple: int = 1) -> int:
+    """A block length for cutting ``size`` into nearly equal pieces, each at most a
+    quarter longer than ``block`` and a multiple of ``multiple``: k = 512 with kc = 168
+    gives 3 blocks of 171, not 3 of 168 and a sliver of 8 (a short block spends as
+    much on loading and storing C as a long one)."""
+    pieces = max(1, _ceil_div(4 * size, 5 * block))  # ⌈size / (1.25 block)⌉
+    return max(multiple, _ceil_div(_ceil_div(size, pieces), multiple) * multiple)
+
+
 @functools.lru_cache(maxsize=None)
-def _default_blocks(variant: str) -> BlockSizes:
-    return block_sizes(variant)  # read the caches once per process, not once per call
+def _default_blocks(variant: str, tile: RegisterTile) -> BlockSizes:
+    return block_sizes(variant, tile=tile)  # read the caches once per process
 
 
 def gemm_flops(m: int, n: int, k: int) -> int:
@@ -311,166 +500,387 @@ def gemm_blocked(A, B, C, alpha, beta, mc, kc, nc):
 
 
 # --------------------------------------------------------------------------------------
-# Step 4: packing and a register-blocked micro-kernel (GotoBLAS / BLIS)
+# Step 4: register blocking. An MR × NR tile of C in vector registers
 # --------------------------------------------------------------------------------------
 
-if numba is not None:
+
+def _tile_intrinsics(mr: int, nr: int, lanes: int):
+    """``(zero_tile, fma_row, update_row)`` for an ``mr × nr`` float32 tile in vectors
+    of ``lanes``: the operations of the micro-kernel that numba cannot spell.
+
+    numba has no vector type, and LLVM, left to itself, unrolls a 16-long tile loop
+    completely before its loop vectorizer sees it (numba leaves the SLP vectorizer
+    off): the micro-kernel would compile to scalar FMAs. These intrinsics write the
+    vector instructions explicitly, in LLVM IR.
+    """
+    if numba is None:  # pragma: no cover
+
+        def missing(*args):
+            raise ImportError(_NUMBA_MISSING)
+
+        return missing, missing, missing, missing
+    if nr % lanes:
+        raise ValueError(f"the tile width {nr} is not a multiple of {lanes} lanes")
+    f32 = llvm_ir.FloatType()
+    vector = llvm_ir.VectorType(f32, lanes)
+    i32, i64 = llvm_ir.IntType(32), llvm_ir.IntType(64)
+
+    def _splat(builder, x):
+        one = builder.insert_element(
+            llvm_ir.Constant(vector, llvm_ir.Undefined), x, llvm_ir.Constant(i32, 0)
+        )
+        return builder.shuffle_vector(
+            one,
+            llvm_ir.Constant(vector, llvm_ir.Undefined),
+            llvm_ir.Constant(llvm_ir.VectorType(i32, lanes), [0] * lanes),
+        )
+
+    def _fma(builder):
+        return cgutils.get_or_insert_function(
+            builder.module,
+            llvm_ir.FunctionType(vector, [vector] * 3),
+            f"llvm.fma.v{lanes}f32",
+        )
 
     @intrinsic
-    def _register_tile(typingctx):
-        """A pointer to MR·NR float32 on the *stack* of the calling function.
+    def zero_tile(typingctx):
+        """A pointer to MR·NR float32 zeros on the *stack* of the calling function.
 
         numba allocates every array on the heap, through its runtime; the optimizer
         cannot prove that such memory is private, so it keeps a heap tile in memory and
-        reloads it on every iteration. A stack slot that never escapes can be split into
+        reloads it on every iteration. A stack slot that never escapes is split into
         registers (LLVM's SROA/mem2reg).
         """
 
         def codegen(context, builder, signature, args):
-            f32 = context.get_value_type(types.float32)
-            tile = cgutils.alloca_once(builder, llvm_ir.ArrayType(f32, MR * NR))
+            array = llvm_ir.ArrayType(f32, mr * nr)
+            tile = cgutils.alloca_once(builder, array)
+            builder.store(llvm_ir.Constant(array, None), tile)  # zeros
             return builder.bitcast(tile, f32.as_pointer())
 
         return types.CPointer(types.float32)(), codegen
-else:  # pragma: no cover
 
-    def _register_tile():
-        raise ImportError(_NUMBA_MISSING)
+    @intrinsic
+    def fma_row(typingctx, acc, i, a, b, p):
+        """``acc[i, :] += a · b[p, :]``: NR / LANES vector FMAs, for a tile ``acc`` from
+        ``zero_tile``, a float32 ``a`` and a float32 matrix ``b`` whose rows are
+        contiguous (a packed micro-panel, or a slice of a row-major B)."""
+        if not (
+            isinstance(b, types.Array) and b.ndim == 2 and b.dtype == types.float32
+        ):
+            return None
+        signature = types.void(acc, i, a, b, p)
+
+        def codegen(context, builder, signature, args):
+            acc, i, a, b, p = args
+            i = context.cast(builder, i, signature.args[1], types.intp)
+            p = context.cast(builder, p, signature.args[4], types.intp)
+            a = context.cast(builder, a, signature.args[2], types.float32)
+            matrix = context.make_array(signature.args[3])(context, builder, b)
+            zero = llvm_ir.Constant(i64, 0)
+            row = cgutils.get_item_pointer(
+                context, builder, signature.args[3], matrix, [p, zero]
+            )
+            splat = _splat(builder, a)  # a in every lane: the broadcast
+            fma = _fma(builder)
+            base = builder.gep(acc, [builder.mul(i, llvm_ir.Constant(i64, nr))])
+            for v in range(nr // lanes):
+                offset = [llvm_ir.Constant(i64, v * lanes)]
+                b_vec = builder.bitcast(builder.gep(row, offset), vector.as_pointer())
+                c_vec = builder.bitcast(builder.gep(base, offset), vector.as_pointer())
+                total = builder.call(
+                    fma,
+                    [splat, builder.load(b_vec, align=4), builder.load(c_vec, align=4)],
+                )
+                builder.store(total, c_vec, align=4)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    @intrinsic
+    def update_row(typingctx, C, r, c, alpha, acc, i, beta):
+        """``C[r, c:c+NR] = alpha · acc[i, :] + beta · C[r, c:c+NR]`` (``beta = 0``:
+        C's old values ignored, even NaN): the write-back of one row of a whole tile in
+        NR / LANES vector operations (C's rows contiguous)."""
+        if not (
+            isinstance(C, types.Array) and C.ndim == 2 and C.dtype == types.float32
+        ):
+            return None
+        signature = types.void(C, r, c, alpha, acc, i, beta)
+
+        def codegen(context, builder, signature, args):
+            C, r, c, alpha, acc, i, beta = args
+            ty = signature.args
+            r, c, i = (
+                context.cast(builder, x, t, types.intp)
+                for x, t in ((r, ty[1]), (c, ty[2]), (i, ty[5]))
+            )
+            alpha = context.cast(builder, alpha, ty[3], types.float32)
+            beta = context.cast(builder, beta, ty[6], types.float32)
+            overwrite = builder.fcmp_ordered("==", beta, llvm_ir.Constant(f32, 0))
+            matrix = context.make_array(ty[0])(context, builder, C)
+            row = cgutils.get_item_pointer(context, builder, ty[0], matrix, [r, c])
+            alphas, betas = _splat(builder, alpha), _splat(builder, beta)
+            base = builder.gep(acc, [builder.mul(i, llvm_ir.Constant(i64, nr))])
+            for v in range(nr // lanes):
+                offset = [llvm_ir.Constant(i64, v * lanes)]
+                c_vec = builder.bitcast(builder.gep(row, offset), vector.as_pointer())
+                t_vec = builder.bitcast(builder.gep(base, offset), vector.as_pointer())
+                scaled = builder.fmul(alphas, builder.load(t_vec, align=4))
+                old = builder.load(c_vec, align=4)
+                total = builder.call(_fma(builder), [betas, old, scaled])
+                builder.store(builder.select(overwrite, scaled, total), c_vec, align=4)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    @intrinsic
+    def prefetch_row(typingctx, C, r, c):
+        """Ask the cache for the line holding ``C[r, c]``, to write it soon (LLVM's
+        ``llvm.prefetch``): the tile's rows of C arrive while the FMAs run, instead of
+        stalling the write-back (BLIS's micro-kernels do the same)."""
+        if not (isinstance(C, types.Array) and C.ndim == 2):
+            return None
+        signature = types.void(C, r, c)
+
+        def codegen(context, builder, signature, args):
+            C, r, c = args
+            r = context.cast(builder, r, signature.args[1], types.intp)
+            c = context.cast(builder, c, signature.args[2], types.intp)
+            matrix = context.make_array(signature.args[0])(context, builder, C)
+            ptr = cgutils.get_item_pointer(
+                context, builder, signature.args[0], matrix, [r, c]
+            )
+            i8p = llvm_ir.IntType(8).as_pointer()
+            prefetch = cgutils.get_or_insert_function(
+                builder.module,
+                llvm_ir.FunctionType(llvm_ir.VoidType(), [i8p, i32, i32, i32]),
+                "llvm.prefetch.p0",
+            )
+            flags = [llvm_ir.Constant(i32, v) for v in (1, 3, 1)]  # write, keep, data
+            builder.call(prefetch, [builder.bitcast(ptr, i8p), *flags])
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return zero_tile, fma_row, update_row, prefetch_row
+
+
+zero_tile, fma_row, update_row, prefetch_row = _tile_intrinsics(MR, NR, LANES)
+
+
+@_jit
+def micro_kernel(kb, a, b, C, i0, j0, alpha, beta):
+    """The MR × NR tile of C at (i0, j0) ← alpha · Σ_p a[p, :]ᵀ b[p, :] + beta · C, for
+    a: (kb, MR) and b: (kb, NR) with contiguous rows (packed micro-panels, or views of
+    A and B), and C with contiguous rows. ``beta = 0`` ignores C's old values.
+
+    The tile ``acc`` lives in registers for all ``kb`` steps; each step is one outer
+    product: MR broadcasts of A times NR/LANES vector loads of B, MR · NR/LANES vector
+    FMA instructions.
+    """
+    for i in range(MR):
+        prefetch_row(C, i0 + i, j0)  # C's tile arrives during the FMAs
+    acc = zero_tile()  # MR × NR float32 zeros, kept in registers
+    for p in range(kb):
+        for i in range(MR):
+            fma_row(acc, i, a[p, i], b, p)  # acc[i, :] += a[p, i] · b[p, :]
+    for i in range(MR):
+        update_row(C, i0 + i, j0, alpha, acc, i, beta)  # C[i0+i, j0:j0+NR] ← ...
+
+
+@_jit
+def edge_tile(kb, a, b, C, i0, j0, mr, nr, alpha, beta, scratch):
+    """An edge tile, only ``mr × nr`` of it inside C: the micro-kernel computes the
+    whole tile into ``scratch`` (MR × NR), and the corner that exists is added to C."""
+    micro_kernel(kb, a, b, scratch, 0, 0, alpha, np.float32(0))
+    for i in range(mr):
+        for j in range(nr):
+            old = beta * C[i0 + i, j0 + j] if beta != 0 else np.float32(0)
+            C[i0 + i, j0 + j] = scratch[i, j] + old
+
+
+@_jit
+def edge_update(A, B, C, alpha, rows, cols, pc, kb):
+    """C[rows, cols] += alpha · A[rows, pc:pc+kb] B[pc:pc+kb, cols], loops i-k-j: the
+    strips of C narrower than a tile, for the variant that does not pack."""
+    for i in range(rows[0], rows[1]):
+        for p in range(pc, pc + kb):
+            a = alpha * A[i, p]
+            for j in range(cols[0], cols[1]):
+                C[i, j] += a * B[p, j]
+
+
+@_jit
+def gemm_register(A, B, C, alpha, beta, mc, kc, nc):
+    """Step 4, register blocking in the cache blocks of step 3, without copies: the
+    micro-kernel reads ``A[i0:i0+MR, p]`` (MR rows, k floats apart) and ``B[p,
+    j0:j0+NR]`` (one row piece per step p, n floats apart) where they are. The strips
+    of C narrower than a tile go through :func:`edge_update`."""
+    m, k = A.shape
+    n = B.shape[1]
+    scale(C, beta)
+    one = np.float32(1)
+    for jc in range(0, n, nc):
+        nb = min(nc, n - jc)
+        n_full = jc + nb // NR * NR
+        for pc in range(0, k, kc):
+            kb = min(kc, k - pc)
+            for ic in range(0, m, mc):
+                mb = min(mc, m - ic)
+                m_full = ic + mb // MR * MR
+                for j0 in range(jc, n_full, NR):
+                    b = B[pc : pc + kb, j0 : j0 + NR]
+                    for i0 in range(ic, m_full, MR):
+                        a = A[i0 : i0 + MR, pc : pc + kb].T
+                        micro_kernel(kb, a, b, C, i0, j0, alpha, one)
+                edge_update(A, B, C, alpha, (ic, m_full), (n_full, jc + nb), pc, kb)
+                edge_update(A, B, C, alpha, (m_full, ic + mb), (jc, jc + nb), pc, kb)
+
+
+# --------------------------------------------------------------------------------------
+# Step 5: packing (GotoBLAS / BLIS)
+# --------------------------------------------------------------------------------------
 
 
 @_jit
 def pack_a(A, ic, pc, mb, kb, Ap):
-    """Copy the block ``A[ic:ic+mb, pc:pc+kb]`` into micro-panels ``Ap[s, p, i]`` of MR
-    rows: the micro-kernel then reads MR consecutive floats per step p. Short panels are
-    zero-padded."""
+    """Copy the block ``A[ic:ic+mb, pc:pc+kb]`` into micro-panels ``Ap[s, p, i] = A[ic +
+    s·MR + i, pc + p]`` of MR rows: the micro-kernel then reads MR consecutive floats
+    per step p. ``Ap``: at least (⌈mb / MR⌉, kb, MR), float32; short panels are
+    zero-padded. Any code that writes this layout can feed :func:`micro_kernel`."""
     for s in range((mb + MR - 1) // MR):
-        for p in range(kb):
-            for i in range(MR):
-                r = s * MR + i
-                Ap[s, p, i] = A[ic + r, pc + p] if r < mb else 0
+        rows = min(MR, mb - s * MR)
+        block = A[ic + s * MR : ic + s * MR + rows, pc : pc + kb]
+        panel = Ap[s]  # (kb, MR)
+        if rows == MR:  # MR constant: the i loop unrolls into MR streams of A
+            for p in range(kb):
+                for i in range(MR):
+                    panel[p, i] = block[i, p]
+        else:  # the last, short panel: zeros below the matrix
+            for p in range(kb):
+                for i in range(MR):
+                    panel[p, i] = block[i, p] if i < rows else 0
 
 
 @_jit
 def pack_b(B, pc, jc, kb, nb, Bp):
-    """Copy the panel ``B[pc:pc+kb, jc:jc+nb]`` into micro-panels ``Bp[t, p, j]`` of NR
-    columns, each one contiguous (kb × NR floats). Narrow panels are zero-padded."""
+    """Copy the panel ``B[pc:pc+kb, jc:jc+nb]`` into micro-panels ``Bp[t, p, j] = B[pc +
+    p, jc + t·NR + j]`` of NR columns, each one contiguous (kb × NR floats). ``Bp``: at
+    least (⌈nb / NR⌉, kb, NR), float32; narrow panels are zero-padded."""
     for t in range((nb + NR - 1) // NR):
+        width = min(NR, nb - t * NR)
         for p in range(kb):
-            for j in range(NR):
-                c = t * NR + j
-                Bp[t, p, j] = B[pc + p, jc + c] if c < nb else 0
-
-
-@_jit
-def micro_kernel(kb, a, b, C, i0, j0, mr, nr, alpha):
-    """The MR × NR tile of C at (i0, j0) += alpha · a^T b, for micro-panels a: (kb, MR),
-    b: (kb, NR).
-
-    The tile ``acc`` lives in registers for all ``kb`` steps; each step is one outer
-    product: MR broadcasts of A times NR/L vector loads of B, MR · NR/L FMA instructions
-    (L floats per vector register: 16 with AVX-512, 8 with AVX2). Only the ``mr × nr``
-    corner that exists in C is written back (edge tiles are zero-padded in a and b).
-    """
-    acc = numba.carray(_register_tile(), (MR, NR))
-    for i in range(MR):
-        for j in range(NR):
-            acc[i, j] = 0
-    for p in range(kb):
-        for i in range(MR):
-            ai = a[p, i]
-            for j in range(NR):
-                acc[i, j] += ai * b[p, j]
-    for i in range(mr):
-        for j in range(nr):
-            C[i0 + i, j0 + j] += alpha * acc[i, j]
+            row = B[pc + p, jc + t * NR : jc + t * NR + width]
+            out = Bp[t, p]
+            for j in range(width):
+                out[j] = row[j]
+            for j in range(width, NR):
+                out[j] = 0
 
 
 @_jit
 def gemm_packed(A, B, C, alpha, beta, mc, kc, nc):
-    """Step 4, the five loops around the micro-kernel (GotoBLAS/BLIS):
+    """Step 5, the five loops around the micro-kernel (GotoBLAS/BLIS):
 
     jc over column panels of B (nc wide, in L3) → pc over depth (kc, pack B) → ic over
-    row blocks of A (mc tall, pack A, in L2) → jr over micro-panels of B (NR wide) → ir
-    over micro-panels of A (MR tall) → micro-kernel.
+    row blocks of A (mc tall, pack A, in L2) → jr over micro-panels of B (NR wide, in
+    L1) → ir over micro-panels of A (MR tall) → micro-kernel.
     """
     m, k = A.shape
     n = B.shape[1]
-    scale(C, beta)
     Ap = np.empty(((min(mc, m) + MR - 1) // MR, min(kc, k), MR), dtype=np.float32)
     Bp = np.empty(((min(nc, n) + NR - 1) // NR, min(kc, k), NR), dtype=np.float32)
+    scratch = np.empty((MR, NR), dtype=np.float32)
     for jc in range(0, n, nc):
         nb = min(nc, n - jc)
         for pc in range(0, k, kc):
             kb = min(kc, k - pc)
+            beta_pc = beta if pc == 0 else np.float32(1)  # then accumulate
             pack_b(B, pc, jc, kb, nb, Bp)
             for ic in range(0, m, mc):
                 mb = min(mc, m - ic)
                 pack_a(A, ic, pc, mb, kb, Ap)
                 for t in range((nb + NR - 1) // NR):
                     for s in range((mb + MR - 1) // MR):
-                        micro_kernel(
-                            kb,
-                            Ap[s],
-                            Bp[t],
-                            C,
-                            ic + s * MR,
-                            jc + t * NR,
-                            min(MR, mb - s * MR),
-                            min(NR, nb - t * NR),
-                            alpha,
-                        )
+                        i0, j0 = ic + s * MR, jc + t * NR
+                        mr, nr = min(MR, m - i0), min(NR, n - j0)
+                        if mr == MR and nr == NR:
+                            micro_kernel(kb, Ap[s], Bp[t], C, i0, j0, alpha, beta_pc)
+                        else:
+                            edge_tile(
+                                kb,
+                                Ap[s],
+                                Bp[t],
+                                C,
+                                i0,
+                                j0,
+                                mr,
+                                nr,
+                                alpha,
+                                beta_pc,
+                                scratch,
+                            )
 
 
 # --------------------------------------------------------------------------------------
-# Step 5: threads
+# Step 6: threads
 # --------------------------------------------------------------------------------------
 
 
 @_jit(parallel=True)
 def gemm_parallel(A, B, C, alpha, beta, mc, kc, nc):
-    """Step 5, ``gemm_packed`` with threads: B's panel is packed by all threads
+    """Step 6, ``gemm_packed`` with threads: B's panel is packed by all threads
     together, then the row blocks of C are shared out (``prange``), each thread packing
     its own block of A into its own buffer. Different row blocks write different rows of
     C, so no two threads write the same element. (:func:`sgemm` picks ``mc`` so that the
     number of row blocks is a multiple of the thread count: :func:`balanced_mc`.)"""
     m, k = A.shape
     n = B.shape[1]
-    scale(C, beta)
     blocks = (m + mc - 1) // mc
     Bp = np.empty(((min(nc, n) + NR - 1) // NR, min(kc, k), NR), dtype=np.float32)
     for jc in range(0, n, nc):
         nb = min(nc, n - jc)
         for pc in range(0, k, kc):
             kb = min(kc, k - pc)
+            beta_pc = beta if pc == 0 else np.float32(1)  # then accumulate
             for t in prange((nb + NR - 1) // NR):
                 pack_b(B, pc, jc + t * NR, kb, min(NR, nb - t * NR), Bp[t : t + 1])
             for blk in prange(blocks):
                 ic = blk * mc
                 mb = min(mc, m - ic)
                 Ap = np.empty(((mb + MR - 1) // MR, kb, MR), dtype=np.float32)
+                scratch = np.empty((MR, NR), dtype=np.float32)  # this thread's
                 pack_a(A, ic, pc, mb, kb, Ap)
                 for t in range((nb + NR - 1) // NR):
                     for s in range((mb + MR - 1) // MR):
-                        micro_kernel(
-                            kb,
-                            Ap[s],
-                            Bp[t],
-                            C,
-                            ic + s * MR,
-                            jc + t * NR,
-                            min(MR, mb - s * MR),
-                            min(NR, nb - t * NR),
-                            alpha,
-                        )
+                        i0, j0 = ic + s * MR, jc + t * NR
+                        mr, nr = min(MR, m - i0), min(NR, n - j0)
+                        if mr == MR and nr == NR:
+                            micro_kernel(kb, Ap[s], Bp[t], C, i0, j0, alpha, beta_pc)
+                        else:
+                            edge_tile(
+                                kb,
+                                Ap[s],
+                                Bp[t],
+                                C,
+                                i0,
+                                j0,
+                                mr,
+                                nr,
+                                alpha,
+                                beta_pc,
+                                scratch,
+                            )
 
 
-def balanced_mc(m: int, mc: int, threads: int) -> int:
-    """Rows per block, a multiple of MR and at most about ``mc``, such that the ``m``
-    rows split into a number of blocks that is a multiple of ``threads`` (so no thread
-    idles at the end)."""
+def balanced_mc(m: int, mc: int, threads: int, mr: int = MR) -> int:
+    """Rows per block, a multiple of ``mr`` and at most about ``mc``, such that the
+    ``m`` rows split into a number of blocks that is a multiple of ``threads`` (so no
+    thread idles at the end)."""
     blocks = _ceil_div(_ceil_div(m, mc), threads) * threads
     rows = _ceil_div(m, blocks)  # rows per block, then rounded up to a multiple of MR
-    return max(MR, _ceil_div(rows, MR) * MR)
+    return max(mr, _ceil_div(rows, mr) * mr)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -478,10 +888,90 @@ def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
 
 
+# The kernels that depend on the tile, in the order they call each other.
+_TILED = (
+    "micro_kernel",
+    "edge_tile",
+    "gemm_register",
+    "pack_a",
+    "pack_b",
+    "gemm_packed",
+    "gemm_parallel",
+)
+
+
+@functools.lru_cache(maxsize=None)
+def with_tile(tile: RegisterTile) -> _pytypes.SimpleNamespace:
+    """The tile-dependent kernels (``micro_kernel``, ``gemm_register``, ``pack_a``,
+    ``pack_b``, ``gemm_packed``, ``gemm_parallel``) compiled for ``tile`` instead of
+    the host's ``TILE``, as attributes of a namespace (plus ``tile``).
+
+    The same source, with MR, NR and LANES bound to the tile's values: numba compiles
+    module constants into the code, so another tile needs another compilation (not
+    cached on disk). On a host narrower than the tile's vectors, LLVM splits each
+    vector instruction into several: the AVX-512 tile's code path runs, correctly and
+    slowly, on an AVX2 host.
+    """
+    if not isinstance(tile, RegisterTile):
+        raise TypeError(f"with_tile: expected a RegisterTile, got {tile!r}")
+    for name in ("mr", "nr", "lanes"):
+        value = getattr(tile, name)
+        if not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"with_tile: {name} must be a positive integer: {tile}")
+    if tile.nr % tile.lanes:
+        raise ValueError(
+            f"with_tile: NR = {tile.nr} is not a multiple of the {tile.lanes} lanes"
+        )
+    if tile == TILE:
+        return _pytypes.SimpleNamespace(
+            tile=TILE, **{name: globals()[name] for name in _TILED}
+        )
+    return _compile_tiled(tile)
+
+
+@functools.lru_cache(maxsize=None)
+def _compile_tiled(tile: RegisterTile) -> _pytypes.SimpleNamespace:
+    """Fresh (uncached) compilations of the tile-dependent kernels for ``tile``."""
+    if numba is None:
+        raise ImportError(_NUMBA_MISSING)
+    namespace = dict(globals())
+    namespace.update(MR=int(tile.mr), NR=int(tile.nr), LANES=int(tile.lanes))
+    intrinsics = _tile_intrinsics(int(tile.mr), int(tile.nr), int(tile.lanes))
+    names = ("zero_tile", "fma_row", "update_row", "prefetch_row")
+    namespace.update(zip(names, intrinsics))
+    for name in _TILED:
+        source = globals()[name].py_func
+        copy = _pytypes.FunctionType(
+            source.__code__, namespace, name, source.__defaults__, source.__closure__
+        )
+        copy.__doc__ = source.__doc__
+        namespace[name] = numba.njit(
+            fastmath={"contract"}, parallel=name == "gemm_parallel"
+        )(copy)
+    return _pytypes.SimpleNamespace(
+        tile=tile, **{name: namespace[name] for name in _TILED}
+    )
+
+
+def micro_kernel_asm(tile: RegisterTile | None = None) -> str:
+    """The x86 (or other host) assembly of the micro-kernel for ``tile`` (default: the
+    host's), as called by ``gemm_packed``: compiled afresh, since numba does not show
+    the assembly of kernels loaded from its disk cache. Count its vector FMAs with
+    :func:`vector_fma_counts` (``MR · NR / LANES`` per step p, unrolled or not)."""
+    tiled = _compile_tiled(with_tile(tile or TILE).tile)
+    t = tiled.tile
+    A = np.ones((t.mr, 8), dtype=np.float32)
+    B = np.ones((8, t.nr), dtype=np.float32)
+    C = np.zeros((t.mr, t.nr), np.float32)
+    tiled.gemm_packed(A, B, C, np.float32(1), np.float32(0), t.mr, 8, t.nr)
+    return "\n".join(tiled.micro_kernel.inspect_asm().values())
+
+
 KERNELS = {
     "naive": gemm_naive,
     "ikj": gemm_ikj,
     "blocked": gemm_blocked,
+    "register": gemm_register,
     "packed": gemm_packed,
     "parallel": gemm_parallel,
 }
@@ -564,14 +1054,17 @@ def sgemm(
     variant: str = "packed",
     *,
     blocks: BlockSizes | None = None,
+    tile: RegisterTile | None = None,
 ):
     """``C ← αAB + βC`` in single precision with the tiny BLAS; returns C.
 
     A: (m, k), B: (k, n), C: (m, n), all float32 (other dtypes → TypeError, no silent
     casting). ``C=None`` allocates a new result (then ``beta`` must be 0). A given C is
     updated in place; ``beta = 0`` ignores its old contents. ``variant`` is one of
-    ``VARIANTS``; ``blocks`` overrides the cache block sizes of "blocked", "packed"
-    and "parallel" (default :func:`block_sizes`).
+    ``VARIANTS``; ``blocks`` sets the cache block sizes of the blocked variants as
+    given (default: :func:`block_sizes`, balanced to the shape by
+    :func:`balanced_block`); ``tile`` compiles the register-tiled variants for another
+    register tile (default: the host's ``TILE``; see :func:`with_tile`).
 
     Transposed or otherwise non-contiguous A and B are *handled by copying* them into
     row-major order first (an O(mk + kn) copy next to O(mnk) work). A non-contiguous C
@@ -584,24 +1077,43 @@ def sgemm(
     A = np.ascontiguousarray(A)
     B = np.ascontiguousarray(B)
     out = C if C.flags.c_contiguous else np.ascontiguousarray(C)
+    tiled = with_tile(tile or TILE)
     if m and n:
         if alpha == 0 or k == 0:  # BLAS: A and B are not read at all
             scale(out, beta)
         elif variant in ("naive", "ikj"):
             KERNELS[variant](A, B, out, alpha, beta)
         else:
-            b = blocks or _default_blocks(variant)
-            if min(b.mc, b.kc, b.nc) < 1:
-                raise ValueError(f"sgemm: block sizes must be positive, got {b}")
-            mc = (
-                balanced_mc(m, b.mc, numba.get_num_threads())
-                if variant == "parallel"
-                else b.mc
+            mc, kc, nc = _blocks_for(variant, m, n, k, blocks, tiled.tile)
+            kernel = (
+                KERNELS[variant]
+                if variant == "blocked"
+                else getattr(tiled, f"gemm_{variant}")
             )
-            KERNELS[variant](A, B, out, alpha, beta, int(mc), int(b.kc), int(b.nc))
+            kernel(A, B, out, alpha, beta, mc, kc, nc)
     if out is not C:
         C[...] = out
     return C
+
+
+def _blocks_for(variant, m, n, k, blocks, tile):
+    """``(mc, kc, nc)`` for one call: ``blocks`` as given, or the defaults balanced to
+    the shape; for "parallel", ``mc`` also balanced over the threads."""
+    if blocks is not None:
+        if not isinstance(blocks, BlockSizes):
+            raise TypeError(f"sgemm: blocks must be a BlockSizes, got {blocks!r}")
+        if min(blocks.mc, blocks.kc, blocks.nc) < 1:
+            raise ValueError(f"sgemm: block sizes must be positive, got {blocks}")
+        mc, kc, nc = blocks.mc, blocks.kc, blocks.nc
+    else:
+        b = _default_blocks(variant, tile)
+        step = (1, 1) if variant == "blocked" else (tile.mr, tile.nr)
+        kc = balanced_block(k, b.kc)
+        mc = balanced_block(m, b.mc, step[0])
+        nc = balanced_block(n, b.nc, step[1])
+    if variant == "parallel":
+        mc = balanced_mc(m, mc, numba.get_num_threads(), tile.mr)
+    return int(mc), int(kc), int(nc)
 
 
 def _check_matmul_operands(a, b):
@@ -674,23 +1186,9 @@ def matmul(a, b, variant: str = "packed"):
 
 
 # --------------------------------------------------------------------------------------
-# The machine's yardsticks: measured FMA peak, streaming bandwidth, the register tile
-# (issue 17). Appended here so that the listings of the functions above keep their
-# line numbers.
+# The machine's yardsticks: measured FMA peak, streaming bandwidth, FMA counts
 # --------------------------------------------------------------------------------------
 
-import threading  # noqa: E402
-import time  # noqa: E402
-
-from cnnbook import machine as _machine  # noqa: E402
-
-# An FMA's result can feed the next FMA only after FMA_LATENCY cycles, and a core
-# starts FMA_UNITS of them per cycle: 5 × 2 on Haswell/Broadwell, 4 × 2 on Skylake(-X),
-# Zen 3, Zen 4 and Zen 5. To keep every unit busy, at least latency × units
-# independent vector FMAs must be in flight (Low et al., 2016). The conservative
-# values below (Haswell's latency) cover all of these cores.
-FMA_LATENCY = 5
-FMA_UNITS = 2
 
 # float32 only: for float64 on AVX2 the 48-element accumulator loop is short enough for
 # LLVM to unroll it fully *before* the loop vectorizer runs, and numba leaves the SLP
@@ -935,101 +1433,6 @@ def stream_bandwidth(
     return rate * parts[0].nbytes / 1e9  # passes/s × bytes per pass
 
 
-@dataclass(frozen=True)
-class RegisterTile:
-    """An ``mr × nr`` register tile of C for vectors of ``lanes`` elements."""
-
-    mr: int
-    nr: int
-    lanes: int
-
-    @property
-    def vectors(self) -> int:
-        """How many vector registers one row of the tile spans (nr / lanes)."""
-        return self.nr // self.lanes
-
-    @property
-    def accumulators(self) -> int:
-        return self.mr * self.vectors
-
-    @property
-    def registers(self) -> int:
-        """Accumulators + one row of B (nr / lanes vectors) + one broadcast of A."""
-        return self.accumulators + self.vectors + 1
-
-
-def register_tile(
-    vector_registers: int | None = None,
-    vector_lanes: int | None = None,
-    *,
-    latency: int = FMA_LATENCY,
-    units: int = FMA_UNITS,
-) -> RegisterTile:
-    """The micro-kernel's register tile MR × NR, derived from the register file.
-
-    One step p of the micro-kernel is an outer product: it loads a row of the B
-    micro-panel (``v = NR / L`` vectors of L lanes), broadcasts MR elements of A one at
-    a time, and issues ``MR·v`` vector FMAs into the accumulators. So
-
-    * registers: ``MR·v`` accumulators + ``v`` B vectors + 1 broadcast ≤ R;
-    * latency: each accumulator is one dependency chain, and latency × units chains
-      must be in flight to keep the FMA units busy: ``MR·v ≥ latency · units``;
-    * load ports: ``MR + v`` loads per step should not exceed the ``MR·v`` FMAs (cores
-      from Haswell to Zen 3 issue at least as many loads as FMAs per cycle);
-    * among the tiles left, the largest ``MR·NR / (MR + NR)``: flops per element loaded
-      from the packed panels, the micro-kernel's arithmetic intensity.
-
-    For each ``v``, MR is the largest that fits, ``⌊(R − v − 1) / v⌋``. With AVX2 (R =
-    16 ymm, L = 8 floats): v = 1 gives 14 × 8 but needs 15 loads for 14 FMAs; v = 2
-    gives **6 × 16** (12 accumulators + 2 + 1 = 15 registers, 8 loads for 12 FMAs,
-    intensity 4.4); v = 3 gives 4 × 24 (intensity 3.4). With AVX-512 (R = 32 zmm, L =
-    16): 14 × 32 (28 + 2 + 1 = 31 registers, intensity 9.7), ahead of 9 × 48 and 6 × 64.
-    BLIS uses 6 × 16 for sgemm on Haswell and Zen, and a larger tile on Skylake-X (32 ×
-    12, its column-major twin of 12 × 32, keeping registers free for addresses).
-
-    When no tile meets the latency or load rule (tiny register files), the best of
-    those that fit is returned; ``R < 3`` has none (ValueError). Defaults: the host's
-    ISA (:func:`cnnbook.machine.vector_isa`), float32 lanes.
-    """
-    if vector_registers is None or vector_lanes is None:
-        _, bits, registers = _machine.vector_isa()
-        vector_registers = registers if vector_registers is None else vector_registers
-        vector_lanes = bits // 32 if vector_lanes is None else vector_lanes
-    for name, value in (
-        ("vector_registers", vector_registers),
-        ("vector_lanes", vector_lanes),
-        ("latency", latency),
-        ("units", units),
-    ):
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-            value, (int, np.integer)
-        ):
-            raise TypeError(f"register_tile: {name} must be an integer, got {value!r}")
-        if value < 1:
-            raise ValueError(f"register_tile: {name} must be positive, got {value}")
-    R, L = int(vector_registers), int(vector_lanes)
-    if R < 3:
-        raise ValueError(
-            f"register_tile: {R} vector registers cannot hold an accumulator, a B "
-            "vector and a broadcast of A (3 at least)"
-        )
-    best_key, best = None, None
-    for v in range(1, R - 1):
-        mr = (R - v - 1) // v
-        if mr < 1:
-            break
-        acc = mr * v
-        key = (
-            acc >= latency * units,
-            mr + v <= acc,
-            mr * v * L / (mr + v * L),
-            -v,
-        )
-        if best_key is None or key > best_key:
-            best_key, best = key, RegisterTile(mr, v * L, L)
-    return best
-
-
 def vector_fma_counts(asm: str) -> dict[str, int]:
     """FMA instructions in x86 assembly (numba's ``inspect_asm()``), by operand width:
     ``zmm`` (512-bit packed), ``ymm`` (256-bit packed), ``xmm`` (128-bit packed) and
@@ -1059,16 +1462,3 @@ def peak_kernel_asm(dtype=np.float32) -> str:
     single = _fma_kernels(dt, peak_accumulators(registers), lanes)
     single(1, dt.type(0.999), dt.type(1e-3))  # compile
     return "\n".join(single.inspect_asm().values())
-
-
-__all__ += [
-    "vector_fma_counts",
-    "peak_kernel_asm",
-    "FMA_LATENCY",
-    "FMA_UNITS",
-    "RegisterTile",
-    "peak_accumulators",
-    "peak_gflops",
-    "stream_bandwidth",
-    "register_tile",
-]

@@ -68,7 +68,7 @@ def test_matches_numpy(variant, m, k, n):
     A, B = rand(rng, m, k), rand(rng, k, n)
     got = blas.sgemm(A, B, variant=variant)
     assert_gemm_close(got, A, B)
-    if variant in ("blocked", "packed", "parallel"):
+    if variant in ("blocked", "register", "packed", "parallel"):
         assert_gemm_close(blas.sgemm(A, B, variant=variant, blocks=SMALL), A, B)
 
 
@@ -106,7 +106,7 @@ def test_k_zero_and_empty(variant):
     ).shape == (0, 3)
 
 
-@pytest.mark.parametrize("variant", ["naive", "packed", "parallel"])
+@pytest.mark.parametrize("variant", ["naive", "register", "packed", "parallel"])
 def test_transposed_and_strided_inputs_are_copied(variant):
     rng = np.random.default_rng(3)
     A = rand(rng, 31, 19).T  # (19, 31), Fortran order: a transposed view
@@ -208,20 +208,32 @@ def test_matmul_errors():
         blas.matmul(np.ones((2, 2, 3), np.float32), np.ones((3, 3, 2), np.float32))
 
 
+def _write_cache(root, name, **files):
+    index = root / name
+    index.mkdir()
+    for key, value in files.items():
+        (index / key).write_text(str(value) + "\n")
+
+
 def test_cache_and_block_sizes(tmp_path):
-    index = tmp_path / "index0"
-    index.mkdir()
-    for name, value in {
-        "level": "1",
-        "type": "Data",
-        "size": "32K",
-        "coherency_line_size": "64",
-    }.items():
-        (index / name).write_text(value + "\n")
-    index = tmp_path / "index2"
-    index.mkdir()
-    for name, value in {"level": "2", "type": "Unified", "size": "1024K"}.items():
-        (index / name).write_text(value + "\n")
+    _write_cache(
+        tmp_path,
+        "index0",
+        level=1,
+        type="Data",
+        size="32K",
+        coherency_line_size=64,
+        ways_of_associativity=8,
+    )
+    _write_cache(tmp_path, "index1", level=1, type="Instruction", size="32K")
+    _write_cache(
+        tmp_path,
+        "index2",
+        level=2,
+        type="Unified",
+        size="1024K",
+        ways_of_associativity=8,
+    )
     caches = blas.cache_sizes(tmp_path)
     assert (caches.l1d, caches.l2, caches.line, caches.source) == (
         32768,
@@ -229,8 +241,10 @@ def test_cache_and_block_sizes(tmp_path):
         64,
         "sysfs",
     )
+    assert (caches.l1_ways, caches.l2_ways) == (8, 8)
+    assert caches.l3_ways == blas._FALLBACK_CACHES.l3_ways  # no L3 given
     assert blas.cache_sizes(tmp_path / "missing").source == "fallback"
-    for variant in ("blocked", "packed", "parallel"):
+    for variant in ("blocked", "register", "packed", "parallel"):
         b = blas.block_sizes(variant, caches)
         assert min(b.mc, b.kc, b.nc) > 0
     packed = blas.block_sizes("packed", caches)
@@ -240,6 +254,40 @@ def test_cache_and_block_sizes(tmp_path):
     assert blas.balanced_mc(512, 126, 2) % blas.MR == 0
     assert (-(-512 // blas.balanced_mc(512, 126, 2))) % 2 == 0
     assert blas.gemm_flops(2, 3, 4) == 48
+
+
+def test_block_sizes_follow_the_blis_model():
+    # Haswell/Zen-like caches: 32 KiB 8-way L1 (4 KiB per way), 512 KiB 8-way L2,
+    # 32 MiB 16-way L3, 64-byte lines; the AVX2 tile 6 x 16.
+    caches = blas.CacheSizes(
+        l1d=32 << 10, l2=512 << 10, l3=32 << 20, line=64, source="test"
+    )
+    tile = blas.register_tile(16, 8)
+    b = blas.block_sizes("packed", caches, tile)
+    # A's micro-panel gets floor(7 / (1 + 16/6)) = 1 way of 4 KiB: kc = 4096 / (4 * 6)
+    assert b.kc == 4096 // 24 // 8 * 8 == 168
+    # L2: the B micro-panel (168 * 16 * 4 bytes) takes 1 of 8 ways, one way streams:
+    # 6 ways of 64 KiB for the mc x kc block of A
+    assert b.mc == 6 * 65536 // (4 * 168) // 6 * 6
+    assert b.mc * b.kc * 4 <= caches.l2 and b.nc == blas.NC_MAX
+    # AVX-512's 14 x 32 tile with a 48 KiB 12-way L1: 3 ways for A's micro-panel
+    wide = blas.CacheSizes(
+        l1d=48 << 10, l2=1 << 20, l3=32 << 20, line=64, source="test", l1_ways=12
+    )
+    b512 = blas.block_sizes("packed", wide, blas.register_tile(32, 16))
+    assert b512.kc == 3 * 4096 // (4 * 14) // 8 * 8
+    assert b512.mc % 14 == 0 and b512.nc % 32 == 0
+
+
+def test_balanced_block():
+    assert blas.balanced_block(512, 168) == 171  # 3 blocks, not 3 and a sliver
+    assert blas.balanced_block(100, 168) == 100  # one block: the whole dimension
+    assert blas.balanced_block(512, 582, 6) == 516  # a multiple of MR
+    for size in range(1, 600, 7):
+        for block in (8, 64, 168):
+            b = blas.balanced_block(size, block)
+            assert b <= max(size, 1.25 * block + 1)
+            assert -(-size // b) <= -(-size // block)
 
 
 def test_import_without_numba_gives_clear_error():
@@ -426,3 +474,90 @@ def test_register_tile_rejects_bad_arguments():
         blas.register_tile(16, 8.0)
     with pytest.raises(TypeError, match="latency"):
         blas.register_tile(16, 8, latency="4")
+
+
+# --------------------------------------------------------------------------------------
+# Every ISA's register tile, forced on this host (with_tile / sgemm(tile=...))
+# --------------------------------------------------------------------------------------
+
+FORCED_TILES = {
+    "avx2": blas.register_tile(16, 8),  # 6 x 16
+    "avx512": blas.register_tile(32, 16),  # 14 x 32: 16-lane vectors, split on AVX2
+    "sse": blas.register_tile(16, 4),  # 128-bit vectors, 16 registers
+    "neon": blas.register_tile(32, 4),  # 128-bit vectors, 32 registers
+    "odd": blas.RegisterTile(mr=5, nr=8, lanes=8),  # an odd MR
+}
+TILE_SHAPES = [(1, 1, 1), (7, 13, 5), (31, 40, 70), (64, 64, 64), (45, 17, 97)]
+
+
+@pytest.mark.parametrize("name", FORCED_TILES)
+@pytest.mark.parametrize("variant", ["register", "packed", "parallel"])
+def test_every_tile_matches_numpy(name, variant):
+    tile = FORCED_TILES[name]
+    rng = np.random.default_rng(len(name))
+    for m, k, n in TILE_SHAPES + [(tile.mr + 1, 19, tile.nr + 1)]:
+        A, B, C = rand(rng, m, k), rand(rng, k, n), rand(rng, m, n)
+        assert_gemm_close(blas.sgemm(A, B, variant=variant, tile=tile), A, B)
+        blocks = blas.BlockSizes(mc=2 * tile.mr, kc=16, nc=2 * tile.nr)
+        original = C.copy()
+        blas.sgemm(
+            A, B, C, alpha=-0.5, beta=2.0, variant=variant, blocks=blocks, tile=tile
+        )
+        assert_gemm_close(C, A, B, original, -0.5, 2.0)
+        C[...] = np.nan  # beta = 0 ignores C, even NaN
+        blas.sgemm(A, B, C, alpha=1.5, variant=variant, blocks=blocks, tile=tile)
+        assert_gemm_close(C, A, B, None, 1.5)
+
+
+def test_with_tile():
+    host = blas.with_tile(blas.TILE)
+    assert host.micro_kernel is blas.micro_kernel and host.tile == blas.TILE
+    forced = blas.with_tile(FORCED_TILES["avx512"])
+    assert forced.tile.mr == 14 and forced.micro_kernel is not blas.micro_kernel
+    assert blas.with_tile(FORCED_TILES["avx512"]) is forced  # compiled once
+    with pytest.raises(TypeError, match="RegisterTile"):
+        blas.with_tile((6, 16))
+    with pytest.raises(ValueError, match="multiple"):
+        blas.with_tile(blas.RegisterTile(mr=6, nr=12, lanes=8))
+    with pytest.raises(ValueError, match="positive"):
+        blas.with_tile(blas.RegisterTile(mr=0, nr=16, lanes=8))
+    with pytest.raises(TypeError, match="BlockSizes"):
+        blas.sgemm(
+            np.ones((2, 2), np.float32), np.ones((2, 2), np.float32), blocks=(1,)
+        )
+
+
+def test_packing_layout():
+    """pack_a / pack_b write the documented layout (what an implicit im2col must
+    produce to reuse the micro-kernel)."""
+    rng = np.random.default_rng(9)
+    MR, NR = blas.MR, blas.NR
+    A, B = rand(rng, 2 * MR + 1, 10), rand(rng, 10, 2 * NR + 3)
+    Ap = np.full((3, 7, MR), np.nan, np.float32)
+    blas.pack_a(A, 0, 2, A.shape[0], 7, Ap)
+    for s in range(3):
+        for p in range(7):
+            for i in range(MR):
+                r = s * MR + i
+                assert Ap[s, p, i] == (A[r, 2 + p] if r < A.shape[0] else 0)
+    Bp = np.full((3, 7, NR), np.nan, np.float32)
+    blas.pack_b(B, 3, 0, 7, B.shape[1], Bp)
+    for t in range(3):
+        for j in range(NR):
+            c = t * NR + j
+            want = B[3:10, c] if c < B.shape[1] else 0
+            np.testing.assert_array_equal(Bp[t, :, j], want)
+
+
+def test_micro_kernel_is_vector_fmas():
+    """The host's micro-kernel: at least MR · NR / LANES packed FMAs per step p (the
+    loop may be unrolled), none of them scalar in the kc loop."""
+    counts = blas.vector_fma_counts(blas.micro_kernel_asm())
+    _, bits, _ = machine.vector_isa()
+    if not machine.cpu_flags() & {"fma", "avx512f"}:
+        pytest.skip("no x86 FMA on this host")
+    packed = counts["zmm"] + counts["ymm"] + counts["xmm"]
+    assert packed >= blas.MR * blas.NR // blas.LANES, counts
+    # a forced wider tile still compiles to packed FMAs (split into host vectors)
+    wide = blas.vector_fma_counts(blas.micro_kernel_asm(FORCED_TILES["avx512"]))
+    assert wide["zmm"] + wide["ymm"] >= 14 * 32 // 16, wide
