@@ -1,17 +1,60 @@
 """Checkers for Chapter 8, performance.
 
-The expected answers come from a direct loop implementation of its own, independent of
+The expected answers come from implementations of their own, independent of
 ``cnnbook.functional`` and ``cnnbook.fast``, so a checker cannot agree with a bug in the
 code it teaches.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
+from typing import Callable
+
 import numpy as np
 
-from ._core import Case, CheckResult, run_cases
+from ._core import Case, CheckResult, Exercise, describe, require_function, run_cases
 
-__all__ = ["check_conv2d_shift_add"]
+__all__ = [
+    "check_conv2d_shift_add",
+    "check_conv_intensity",
+    "check_which_loops_vectorize",
+]
+
+EXERCISES = [
+    Exercise(
+        "8.1",
+        "One kernel tap at a time, in NumPy",
+        "medium",
+        "implementation",
+        "loop reordering, shifted slices, einsum over channels",
+        "check_conv2d_shift_add",
+        "ex08-shift-add",
+    ),
+    Exercise(
+        "8.2",
+        "The arithmetic intensity of a layer",
+        "medium",
+        "derivation",
+        "FLOP counts, compulsory memory traffic, output sizes, the roofline",
+        "check_conv_intensity",
+        "ex08-intensity",
+    ),
+    Exercise(
+        "8.3",
+        "Which loops vectorize?",
+        "medium",
+        "prediction",
+        "SIMD, dependence chains, float reassociation, checks in hot loops",
+        "check_which_loops_vectorize",
+        "ex08-vectorize",
+    ),
+]
+
+
+# ----------------------------------------------------------------------------------
+# 8.1 One kernel tap at a time
+# ----------------------------------------------------------------------------------
 
 
 def _conv2d_loops(x, w, b, padding):
@@ -70,9 +113,179 @@ def check_conv2d_shift_add(fn) -> CheckResult:
             rng.standard_normal(ws),
             rng.standard_normal(ws[0]),
         )
-        if not cases:
-            b = np.zeros(
-                ws[0]
-            )  # the first case isolates the sliding; the bias comes next
+        if not cases:  # the first case isolates the sliding; the bias comes next
+            b = np.zeros(ws[0])
         cases.append(Case((x, w, b, p), _conv2d_loops(x, w, b, p), hint=hint))
     return run_cases("conv2d_shift_add", fn, cases, rtol=1e-9, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------------
+# 8.2 The arithmetic intensity of a layer
+# ----------------------------------------------------------------------------------
+
+
+def _intensity(x_shape, w_shape, padding, itemsize, mistake=None):
+    """The intensity, or what a typical ``mistake`` computes instead."""
+    n, c, h, wd = x_shape
+    f, _, kh, kw = w_shape
+    pad = 0 if mistake == "padding" else padding
+    ho = h + 2 * pad - kh + 1
+    wo = wd + 2 * pad - (kh if mistake == "kernel" else kw) + 1
+    flops = (1 if mistake == "flops" else 2) * n * f * ho * wo * c * kh * kw
+    x_size = (
+        n * c * (h + 2 * padding) * (wd + 2 * padding)
+        if mistake == "padded x"
+        else None
+    )
+    elements = (x_size or math.prod(x_shape)) + math.prod(w_shape)
+    if mistake != "output":
+        elements += n * f * ho * wo
+    size = {"bytes": 1, "float32": 4}.get(mistake, itemsize)
+    return flops / (size * elements)
+
+
+_INTENSITY_HINTS = {
+    "flops": "a multiply-add is two FLOPs",
+    "output": "the output is written to memory: count its bytes as well as those of x "
+    "and w",
+    "bytes": "bytes, not numbers: multiply every array's size by the itemsize",
+    "float32": "bytes, not numbers: multiply by the itemsize you are given (8 for "
+    "float64, 2 for float16)",
+    "padding": "padding p on every side: Ho = H + 2p - kH + 1",
+    "padded x": "the padded copy is an intermediate of some methods, not compulsory "
+    "traffic: count x itself",
+    "kernel": "kH and kW differ here: Ho = H + 2p - kH + 1, Wo = W + 2p - kW + 1",
+}
+_INTENSITY_CASES = [
+    ((1, 1, 3, 3), (1, 1, 3, 3), 0, 4),
+    ((2, 1, 6, 6), (3, 1, 3, 3), 0, 4),
+    ((1, 2, 5, 5), (2, 2, 3, 3), 0, 8),
+    ((2, 3, 6, 5), (4, 3, 3, 3), 1, 4),
+    ((1, 1, 7, 6), (2, 1, 2, 3), 0, 4),
+    ((2, 2, 5, 7), (3, 2, 3, 2), 2, 8),
+    ((64, 1, 28, 28), (8, 1, 3, 3), 1, 4),
+    ((32, 16, 32, 32), (32, 16, 3, 3), 1, 4),
+    ((4, 64, 14, 14), (128, 64, 3, 3), 1, 2),
+]
+
+
+def check_conv_intensity(fn: Callable) -> CheckResult:
+    """``fn(x_shape, w_shape, padding, itemsize)`` → the forward pass's arithmetic
+    intensity in FLOP per byte: ``2·N·F·Ho·Wo·C·kH·kW`` FLOPs over the bytes of reading
+    x and w once and writing the output once (stride 1, zero padding ``padding`` on
+    every side, ``itemsize`` bytes per number)."""
+    require_function("conv_intensity", fn)
+    cases = []
+    for xs, ws, p, size in _INTENSITY_CASES:
+        case = Case((xs, ws, p, size), _intensity(xs, ws, p, size))
+        try:
+            got = float(fn(xs, ws, p, size))
+        except Exception:  # run_cases below reports it on this case
+            got = None
+        if got is not None and not math.isclose(got, case.expected, rel_tol=1e-6):
+            # name the mistake whose number the reader's function returned
+            case.hint = next(
+                (
+                    hint
+                    for mistake, hint in _INTENSITY_HINTS.items()
+                    if math.isclose(
+                        got, _intensity(xs, ws, p, size, mistake), rel_tol=1e-6
+                    )
+                ),
+                "FLOPs = 2 · (outputs N·F·Ho·Wo) · (multiply-adds per output C·kH·kW); "
+                "bytes = itemsize · (x.size + w.size + out.size)",
+            )
+        cases.append(case)
+        if case.hint:
+            break
+    return run_cases("conv_intensity", fn, cases, rtol=1e-6, atol=0)
+
+
+# ----------------------------------------------------------------------------------
+# 8.3 Which loops vectorize?
+# ----------------------------------------------------------------------------------
+
+LOOPS = {
+    1: "y[i] += s * x[i]",
+    2: "y[i] += s * x[i], compiled with boundscheck=True",
+    3: "t += x[i] * y[i]  (a dot product into one scalar t)",
+    4: 'the same dot product, compiled with fastmath={"reassoc"}',
+    5: "if x[i] > limit: raise ValueError(...); then y[i] += s * x[i]",
+    6: "y[i] = y[i - 1] + s * x[i]  (a running sum, i from 1)",
+}
+VECTORIZED = frozenset({1, 2, 4})
+_WHY = {
+    1: "loop 1 is the ideal case: independent iterations, contiguous loads and "
+    "stores; LLVM turns it into packed multiplies and adds",
+    2: "loop 2: the index i comes from range(n) and moves by 1, so LLVM can test the "
+    "whole range once, before the loop, and run the unchecked vector loop when it "
+    "passes (in the convolution kernel it could not prove as much, and the checks "
+    "stayed inside the loop)",
+    3: "loop 3: every addition needs the previous value of t, one chain, and float "
+    "addition is not associative, so LLVM may not split the sum into partial sums "
+    "without permission",
+    4: "loop 4: reassoc is exactly the permission to split the chain into partial "
+    "sums, one per vector lane",
+    5: "loop 5: a vector loop would have to stop exactly at the element that raises, "
+    "with everything before it written and nothing after: the raise keeps it scalar",
+    6: "loop 6: each y[i] needs y[i - 1] just computed, a true dependence that no "
+    "permission removes",
+}
+
+
+def _as_loop_set(got):
+    """The reader's answer as a set of loop numbers, or a message saying what is
+    wrong."""
+    if isinstance(got, (str, bytes)) or not hasattr(got, "__iter__"):
+        return None, (
+            f"expected a set of loop numbers such as {{1, 3}}, got {describe(got)}"
+        )
+    items = list(got)
+    if not all(
+        isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
+        for v in items
+    ):
+        return None, f"the loops are numbered 1 to 6: got {describe(items)}"
+    loops = {int(v) for v in items}
+    if not loops <= set(LOOPS):
+        return None, f"the loops are numbered 1 to 6: got {sorted(loops)}"
+    return loops, None
+
+
+def check_which_loops_vectorize(fn: Callable) -> CheckResult:
+    """``fn()`` returns the set of the six loops of the exercise (numbers 1 to 6) that
+    numba compiles to packed vector instructions (float32, x86-64 with AVX2 or
+    AVX-512)."""
+    require_function("which_loops_vectorize", fn)
+    name = getattr(fn, "__name__", "which_loops_vectorize")
+    try:
+        got = fn()
+    except NotImplementedError:
+        return CheckResult(
+            "which_loops_vectorize",
+            False,
+            f"✗ {name}: not implemented yet — your turn!",
+        )
+    except Exception as err:  # the reader's code may raise anything
+        return CheckResult(
+            "which_loops_vectorize",
+            False,
+            f"✗ {name} raised {type(err).__name__}: {err}",
+        )
+    loops, problem = _as_loop_set(got)
+    if problem:
+        return CheckResult("which_loops_vectorize", False, f"✗ {name}: {problem}")
+    wrong = sorted(loops ^ VECTORIZED)
+    if wrong:
+        hints = "\n".join(f"  hint: {_WHY[k]}" for k in wrong)
+        return CheckResult(
+            "which_loops_vectorize",
+            False,
+            f"✗ {name}: {len(wrong)} of the 6 loops misjudged (you said "
+            f"{sorted(loops)})\n{hints}",
+        )
+    return CheckResult(
+        "which_loops_vectorize",
+        True,
+        f"✓ {name}: all 6 loops judged right: {sorted(VECTORIZED)} vectorize.",
+    )
