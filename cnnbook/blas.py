@@ -109,6 +109,7 @@ __all__ = [
     "prefetch_row",
     "with_tile",
     "micro_kernel_asm",
+    "micro_kernel_gflops",
     "scale",
     "vector_fma_counts",
     "peak_kernel_asm",
@@ -965,6 +966,39 @@ def micro_kernel_asm(tile: RegisterTile | None = None) -> str:
     C = np.zeros((t.mr, t.nr), np.float32)
     tiled.gemm_packed(A, B, C, np.float32(1), np.float32(0), t.mr, 8, t.nr)
     return "\n".join(tiled.micro_kernel.inspect_asm().values())
+
+
+@functools.lru_cache(maxsize=None)
+def _micro_driver(kernel):
+    """A compiled loop calling ``kernel`` (a micro-kernel) ``calls`` times."""
+
+    def drive(calls, kb, a, b, C, alpha, beta):
+        for _ in range(calls):
+            kernel(kb, a, b, C, 0, 0, alpha, beta)
+
+    return numba.njit(fastmath={"contract"})(drive)
+
+
+def micro_kernel_gflops(
+    tile: RegisterTile | None = None, kb: int = 256, *, calls: int = 200, repeats=20
+) -> float:
+    """GFLOP/s of the micro-kernel alone for ``tile`` (default: the host's): ``calls``
+    calls in a compiled loop on one pair of packed micro-panels of depth ``kb`` that
+    stay in L1, best of ``repeats``. The register file decides it: a tile whose
+    accumulators do not fit spills, one with fewer than latency × units accumulators
+    leaves the FMA units idle."""
+    if numba is None:
+        raise ImportError(_NUMBA_MISSING)
+    tiled = with_tile(tile or TILE)
+    t = tiled.tile
+    drive = _micro_driver(tiled.micro_kernel)
+    a = np.full((kb, t.mr), 1e-3, dtype=np.float32)
+    b = np.full((kb, t.nr), 1e-3, dtype=np.float32)
+    C = np.zeros((t.mr, t.nr), dtype=np.float32)
+    one = np.float32(1)
+    drive(1, kb, a, b, C, one, one)  # compile
+    best = _best_time(lambda: drive(calls, kb, a, b, C, one, one), repeats)
+    return gemm_flops(t.mr, t.nr, kb) * calls / best / 1e9
 
 
 KERNELS = {
