@@ -31,6 +31,7 @@ __all__ = [
     "pool_output_size",
     "pool_geometry",
     "pool_args",
+    "check_pool_indices",
     "check_bool",
     "check_linear_args",
     "check_targets",
@@ -275,6 +276,31 @@ def pool_args(x, kernel_size, stride, padding, fn: str, ceil_mode=False):
     """``x`` as a float ``(N, C, H, W)`` array, followed by :func:`pool_geometry`."""
     x = images(x, fn)
     return (x, *pool_geometry(x.shape, kernel_size, stride, padding, fn, ceil_mode))
+
+
+def check_pool_indices(dout, x, indices, fn: str):
+    """``x: (N, C, H, W)`` and the ``indices`` of its maxima, integers in [0, H·W) of
+    shape ``(N, C, Ho, Wo)``, and ``dout`` of that shape. Returns (dout, x, indices).
+    """
+    x = images(x, fn)
+    indices = np.asarray(indices)
+    if indices.dtype.kind not in "iu":
+        raise TypeError(
+            f"{fn}: indices must be integer positions, got dtype {indices.dtype}"
+        )
+    check_ndim(indices, 4, "indices", "(N, C, Ho, Wo)", fn)
+    if indices.shape[:2] != x.shape[:2]:
+        raise ValueError(
+            f"{fn}: indices of shape {indices.shape} do not belong to x of shape "
+            f"{x.shape} (batch and channels must agree)"
+        )
+    plane = x.shape[2] * x.shape[3]
+    if indices.size and (indices.min() < 0 or indices.max() >= plane):
+        raise ValueError(
+            f"{fn}: indices must lie in [0, H·W) = [0, {plane}), got values from "
+            f"{indices.min()} to {indices.max()}"
+        )
+    return check_dout(dout, indices.shape, fn), x, indices
 
 
 def check_bool(value, name: str, fn: str) -> bool:

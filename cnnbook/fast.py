@@ -43,6 +43,7 @@ import types
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from ._validation import pool_args
 from .fft import next_fast_len
 from .functional import _check_conv_args, _conv_geometry
 from .functional import _check_dout as _fn_check_dout
@@ -684,7 +685,7 @@ def conv2d_backward(
     )
     dout = _check_dout(dout, x, w, out_hw, "fast.conv2d_backward")
     chunks = min(numba.get_num_threads(), x.shape[0]) if kernel == "parallel" else 1
-    dxp = np.zeros_like(xp)
+    dxp = np.zeros_like(xp) if need_dx or kernel != "joined" else None
     dw_parts = np.zeros((chunks, *w.shape), dtype=xp.dtype)
     db_parts = np.zeros((chunks, w.shape[0]), dtype=xp.dtype)
     if kernel == "joined":
@@ -692,17 +693,11 @@ def conv2d_backward(
         (ho, wo), wp = out_hw, xp.shape[3]
         dout_wide = np.zeros((*dout.shape[:3], wp), dtype=xp.dtype)
         dout_wide[..., :wo] = dout  # the thrown-away positions get zero gradient
-        fn(
-            dout_wide.reshape(*dout.shape[:2], ho * wp),
-            xp,
-            w,
-            dxp,
-            dw_parts,
-            db_parts,
-            (ho - 1) * wp + wo,
-            dh,
-            dw,
-        )
+        dout_wide = dout_wide.reshape(*dout.shape[:2], ho * wp)
+        if need_dx:
+            fn(dout_wide, xp, w, dxp, dw_parts, db_parts, (ho - 1) * wp + wo, dh, dw)
+        else:  # half the work: the first layer of a network needs no dx
+            _JOINED_DW(dout_wide, xp, w, dw_parts, db_parts, (ho - 1) * wp + wo, dh, dw)
     else:
         fn(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw)
     return (
@@ -710,3 +705,153 @@ def conv2d_backward(
         dw_parts.sum(axis=0),
         db_parts.sum(axis=0),
     )
+
+
+# --------------------------------------------------------------------------------------
+# Max pooling that remembers its argmax (issue 18), and the input-gradient-free conv
+# backward. Appended here, after the ladder, so the listings above keep their lines.
+# --------------------------------------------------------------------------------------
+
+
+def _max_pool_forward(x, out, indices, kh, kw, sh, sw, ph, pw):
+    """Each window's maximum and where it is: ``indices`` holds ``row·W + col`` in the
+    (n, c) plane, like PyTorch's ``return_indices=True``.
+
+    Only the window's real pixels are visited (the padding and ``ceil_mode``'s overhang
+    are clipped away). PyTorch's rule: a value replaces the running maximum if it is
+    larger (strict, so the first maximum in row-major window order wins a tie) or NaN.
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    for n in range(N):
+        for c in range(C):
+            for oh in range(Ho):
+                r0 = oh * sh - ph
+                r_lo, r_hi = max(r0, 0), min(r0 + kh, H)
+                for ow in range(Wo):
+                    s0 = ow * sw - pw
+                    s_lo, s_hi = max(s0, 0), min(s0 + kw, W)
+                    best = x[n, c, _index(r_lo), _index(s_lo)]
+                    where = r_lo * W + s_lo
+                    for r in range(r_lo, r_hi):
+                        for s in range(s_lo, s_hi):
+                            v = x[n, c, _index(r), _index(s)]
+                            take = v > best or v != v
+                            best = v if take else best
+                            where = r * W + s if take else where
+                    out[n, c, oh, ow] = best
+                    indices[n, c, oh, ow] = where
+
+
+def _max_pool_forward_2x2(x, out, indices, sh, sw):
+    """:func:`_max_pool_forward` for 2×2 windows that lie inside a NaN-free input.
+
+    The four comparisons written out (no loops of length 2, no clipping, no NaN test:
+    each of those measured several times slower); ties to the first, as above.
+    """
+    N, C, H, W = x.shape
+    Ho, Wo = out.shape[2], out.shape[3]
+    one = _index(1)
+    for n in range(N):
+        for c in range(C):
+            for oh in range(Ho):
+                r = _index(oh * sh)
+                for ow in range(Wo):
+                    s = _index(ow * sw)
+                    q = (oh * sh) * W + ow * sw  # the window's top-left pixel
+                    best, where = x[n, c, r, s], q
+                    v = x[n, c, r, s + one]
+                    if v > best:
+                        best, where = v, q + 1
+                    v = x[n, c, r + one, s]
+                    if v > best:
+                        best, where = v, q + W
+                    v = x[n, c, r + one, s + one]
+                    if v > best:
+                        best, where = v, q + W + 1
+                    out[n, c, oh, ow] = best
+                    indices[n, c, oh, ow] = where
+
+
+def _max_pool_backward(dout, indices, dx_planes):
+    """Route every window's gradient to its recorded maximum; overlaps add up.
+
+    ``dx_planes``: (N, C, H·W) zeros; ``indices`` as :func:`_max_pool_forward` wrote.
+    """
+    N, C, Ho, Wo = dout.shape
+    for n in range(N):
+        for c in range(C):
+            for oh in range(Ho):
+                for ow in range(Wo):
+                    dx_planes[n, c, indices[n, c, oh, ow]] += dout[n, c, oh, ow]
+
+
+def _backward_joined_dw(dout_wide, xp, w, dw_parts, db_parts, L, dh, dw):
+    """:func:`_backward_joined` without the input gradient: ∂L/∂w and ∂L/∂b only."""
+    N, F = dout_wide.shape[0], dout_wide.shape[1]
+    C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
+    Wp = xp.shape[3]
+    x_rows = xp.reshape(N, C, xp.shape[2] * Wp)
+    zero = np.zeros(1, dtype=xp.dtype)[0]
+    for n in range(N):
+        for f in range(F):
+            for k in range(L):
+                db_parts[0, f] += dout_wide[n, f, k]
+            for c in range(C):
+                for i in range(kH):
+                    for j in range(kW):
+                        offset = _index(i * dh * Wp + j * dw)
+                        acc = zero
+                        for k in range(L):
+                            acc += dout_wide[n, f, k] * x_rows[n, c, offset + _index(k)]
+                        dw_parts[0, f, c, i, j] += acc
+
+
+_POOL_FORWARD = _compile(_max_pool_forward)
+_POOL_FORWARD_2X2 = _compile(_max_pool_forward_2x2)
+_POOL_BACKWARD = _compile(_max_pool_backward)
+_JOINED_DW = _compile(_backward_joined_dw, fastmath={"reassoc"})
+
+
+def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, ceil_mode=False):
+    """Compiled max pooling: ``(out, indices)``, both ``(N, C, Ho, Wo)``.
+
+    ``indices[n, c, oh, ow] = row·W + col`` of the window's maximum in plane (n, c)
+    (int64, PyTorch's ``return_indices`` convention). Same arguments and errors as
+    :func:`cnnbook.functional.max_pool2d`.
+    """
+    x, (kh, kw), (sh, sw), (ph, pw), (ho, wo) = pool_args(
+        x, kernel_size, stride, padding, "max_pool2d", ceil_mode
+    )
+    general = _kernel({"pool": _POOL_FORWARD}, "pool", "max-pool")
+    x = np.ascontiguousarray(x)
+    out = np.empty((*x.shape[:2], ho, wo), dtype=x.dtype)
+    indices = np.empty(out.shape, dtype=np.int64)
+    inside = (ph, pw) == (0, 0) and (ho - 1) * sh + 2 <= x.shape[2]
+    inside = inside and (wo - 1) * sw + 2 <= x.shape[3]
+    # A finite sum proves there is no NaN (an inf or overflow merely takes the
+    # general kernel).
+    with np.errstate(over="ignore", invalid="ignore"):
+        finite = bool(np.isfinite(x.sum()))
+    if (kh, kw) == (2, 2) and inside and finite:
+        _POOL_FORWARD_2X2(x, out, indices, sh, sw)
+    else:
+        general(x, out, indices, kh, kw, sh, sw, ph, pw)
+    return out, indices
+
+
+def max_pool2d_backward_indices(dout, indices, x_shape, dtype):
+    """Compiled routing of ``dout`` to the recorded maxima: dx of shape ``x_shape``.
+
+    The arguments were checked by
+    :func:`cnnbook.functional.max_pool2d_with_indices_backward`.
+    """
+    fn = _kernel({"pool": _POOL_BACKWARD}, "pool", "max-pool")
+    N, C, H, W = x_shape
+    dx = np.zeros((N, C, H * W), dtype=dtype)
+    fn(
+        np.ascontiguousarray(dout, dtype=dtype),
+        np.ascontiguousarray(indices),
+        dx,
+    )
+    return dx.reshape(x_shape)

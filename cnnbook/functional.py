@@ -39,6 +39,7 @@ from ._validation import (
     check_dout,
     check_linear_args,
     check_ndim,
+    check_pool_indices,
     check_targets,
     conv_backward_args,
     conv_geometry,
@@ -63,6 +64,8 @@ __all__ = [
     "conv2d_backward_im2col",
     "max_pool2d",
     "max_pool2d_backward",
+    "max_pool2d_with_indices",
+    "max_pool2d_with_indices_backward",
     "avg_pool2d",
     "avg_pool2d_backward",
     "relu",
@@ -424,6 +427,86 @@ def max_pool2d_backward(
             dxp[s] += np.where(hit, dout, 0)
             taken |= hit
     return dxp[:, :, ph : ph + H, pw : pw + W]
+
+
+POOL_METHODS = ("auto", "numpy", "numba")
+
+
+def _pool_compiled(method, x, fn) -> bool:
+    """Whether max pooling runs the compiled kernels of ``cnnbook.fast``.
+
+    ``"auto"``: where numba is installed and ``x`` is float32 or float64.
+    """
+    if method not in POOL_METHODS:
+        raise ValueError(f"{fn}: method must be one of {POOL_METHODS}, got {method!r}")
+    if method == "numpy":
+        return False
+    compilable = np.asarray(x).dtype in (np.float32, np.float64)
+    if method == "numba" and not compilable:
+        raise TypeError(f"{fn}: method='numba' needs float32 or float64 input")
+    return method == "numba" or (_HAVE_NUMBA and compilable)
+
+
+def max_pool2d_with_indices(
+    x, kernel_size, stride=None, padding=0, ceil_mode=False, *, method="auto"
+):
+    """:func:`max_pool2d` and where each maximum is: ``(out, indices)``.
+
+    ``indices[n, c, oh, ow] = row·W + col`` of the window's maximum in the plane
+    ``x[n, c]`` (int64, PyTorch's ``return_indices=True``): the first maximum in
+    row-major window order, as :func:`max_pool2d_backward` routes; a NaN is taken as
+    the maximum (the window's last NaN), as in PyTorch. The backward then only
+    routes: :func:`max_pool2d_with_indices_backward`. ``method``: ``"numba"``
+    (compiled, ``cnnbook.fast``), ``"numpy"``, or ``"auto"`` (compiled where numba
+    is installed).
+    """
+    if _pool_compiled(method, x, "max_pool2d"):
+        from .fast import max_pool2d_with_indices as compiled
+
+        return compiled(x, kernel_size, stride, padding, ceil_mode)
+    x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
+        x, kernel_size, stride, padding, "max_pool2d", ceil_mode
+    )
+    N, C, H, W = x.shape
+    after = _overhang(x.shape, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo))
+    xp = _pad(x, ph, pw, -np.inf, after)
+    out = max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), ceil_mode)
+    indices = np.zeros(out.shape, dtype=np.int64)
+    top, left = np.arange(Ho)[:, None] * sh - ph, np.arange(Wo) * sw - pw
+    taps = [(i, j) for i in range(kh) for j in range(kw)]
+    for i, j in reversed(taps):  # backwards: the first maximum is written last
+        r, s = top + i, left + j  # the input pixel of every output, (Ho, Wo)
+        real = (0 <= r) & (r < H) & (0 <= s) & (s < W)
+        hit = real & (xp[_window_slices(i, j, sh, sw, Ho, Wo)] == out)
+        indices = np.where(hit, r * W + s, indices)
+    if np.isnan(out).any():  # PyTorch takes a window's last NaN
+        for i, j in taps:
+            r, s = top + i, left + j
+            real = (0 <= r) & (r < H) & (0 <= s) & (s < W)
+            hit = real & np.isnan(xp[_window_slices(i, j, sh, sw, Ho, Wo)])
+            indices = np.where(hit, r * W + s, indices)
+    return out, indices
+
+
+def max_pool2d_with_indices_backward(dout, x, indices, *, method="auto") -> np.ndarray:
+    """Gradient of max pooling from the forward's ``indices``: route, recompute nothing.
+
+    ``dx[n, c].flat[indices[n, c, oh, ow]] += dout[n, c, oh, ow]``; overlapping windows
+    that chose the same pixel add up. Equals :func:`max_pool2d_backward`.
+    """
+    dout, x, indices = check_pool_indices(
+        dout, x, indices, "max_pool2d_with_indices_backward"
+    )
+    dtype = np.result_type(x, dout)
+    if _pool_compiled(method, np.empty(0, dtype), "max_pool2d_with_indices_backward"):
+        from .fast import max_pool2d_backward_indices as compiled
+
+        return compiled(dout, indices, x.shape, dtype)
+    N, C, H, W = x.shape
+    dx = np.zeros((N * C, H * W), dtype=dtype)
+    planes = np.arange(N * C)[:, None]
+    np.add.at(dx, (planes, indices.reshape(N * C, -1)), dout.reshape(N * C, -1))
+    return dx.reshape(x.shape)
 
 
 def avg_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:

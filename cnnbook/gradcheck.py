@@ -385,10 +385,11 @@ def gradcheck(
         return float(np.sum(layer.forward(x64) * R))
 
     def run_backward() -> dict[str, np.ndarray]:
+        from .layers import input_grad_enabled  # dx is checked: it must be computed
+
         layer.forward(x64)
-        dx = layer.backward(
-            R.copy()
-        )  # a copy: a backward that edits dout cannot hurt R
+        with input_grad_enabled(layer):
+            dx = layer.backward(R.copy())  # a copy: backward may not hurt R
         return _gradients(dx, params)
 
     arrays = {"input": x64, **{name: p for name, p, _ in params}}
@@ -460,8 +461,11 @@ def gradcheck_model(
         return float(loss.forward(model.forward(x64), targets))
 
     def run_backward() -> dict[str, np.ndarray]:
+        from .layers import input_grad_enabled
+
         value()
-        return _gradients(model.backward(loss.backward()), params)
+        with input_grad_enabled(model):
+            return _gradients(model.backward(loss.backward()), params)
 
     arrays = {"input": x64, **{name: p for name, p, _ in params}}
     return _compare(

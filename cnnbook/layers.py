@@ -12,6 +12,12 @@ Every layer has
 * ``parameters()`` → ``[(param, grad), ...]``, ``named_parameters()`` →
   ``[(name, param, grad), ...]``.
 
+``needs_input_grad`` (default True): when False, a layer with parameters may skip
+dL/d(input) and return None from ``backward``, like an input without
+``requires_grad`` in PyTorch. :class:`Sequential` sets it to False on its first layer,
+whose input gradient nobody uses (:class:`Conv2d` then computes dw and db only); set
+``model.needs_input_grad = True`` to get it back. ``cnnbook.gradcheck`` does so.
+
 Calling ``forward`` twice before ``backward`` is allowed: the second call replaces the
 cache, so ``backward`` differentiates the *latest* forward pass only. ``backward``
 before any ``forward`` raises ``RuntimeError``; a ``dout`` whose shape is not the
@@ -19,6 +25,8 @@ output's shape raises ``ValueError``.
 """
 
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -43,6 +51,7 @@ __all__ = [
     "Softmax",
     "Sequential",
     "SoftmaxCrossEntropy",
+    "input_grad_enabled",
 ]
 
 
@@ -54,8 +63,26 @@ def _as_rng(rng) -> np.random.Generator:
     return np.random.default_rng(rng)
 
 
+@contextmanager
+def input_grad_enabled(layer):
+    """Within the block, ``layer.backward`` returns dL/d(input) whatever its
+    ``needs_input_grad`` says; the flag is restored afterwards. An object without the
+    flag is left alone."""
+    if not hasattr(layer, "needs_input_grad"):
+        yield layer
+        return
+    saved = layer.needs_input_grad
+    layer.needs_input_grad = True
+    try:
+        yield layer
+    finally:
+        layer.needs_input_grad = saved
+
+
 class Layer:
     """Base class: parameter bookkeeping, the cache check, the ``dout`` shape check."""
+
+    needs_input_grad = True  # see the module docstring
 
     def __init__(self):
         self.params: dict[str, np.ndarray] = {}
@@ -177,6 +204,7 @@ class Conv2d(Layer):
             self.dilation,
             gemm=self.gemm,
             method=self.method,
+            need_dx=self.needs_input_grad,
         )
         self.grads["weight"][...] = dw
         if "bias" in self.grads:
@@ -191,10 +219,18 @@ class Conv2d(Layer):
 
 
 class MaxPool2d(Layer):
-    """Max pooling (``stride`` defaults to ``kernel_size``); backward: to the argmax."""
+    """Max pooling (``stride`` defaults to ``kernel_size``); backward: to the argmax.
 
-    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False):
+    The forward records where each maximum is (``max_pool2d_with_indices``), so the
+    backward only routes ``dout`` there. ``method`` (``"auto"``, ``"numpy"`` or
+    ``"numba"``) picks the kernels, as in ``cnnbook.functional``.
+    """
+
+    def __init__(
+        self, kernel_size, stride=None, padding=0, ceil_mode=False, *, method="auto"
+    ):
         super().__init__()
+        self.method = method
         self.kernel_size = positive_pair(kernel_size, "kernel_size")
         self.stride = (
             self.kernel_size if stride is None else positive_pair(stride, "stride")
@@ -203,18 +239,21 @@ class MaxPool2d(Layer):
         self.ceil_mode = check_bool(ceil_mode, "ceil_mode", type(self).__name__)
 
     def forward(self, x):
-        out = Fn.max_pool2d(
-            x, self.kernel_size, self.stride, self.padding, self.ceil_mode
+        out, indices = Fn.max_pool2d_with_indices(
+            x,
+            self.kernel_size,
+            self.stride,
+            self.padding,
+            self.ceil_mode,
+            method=self.method,
         )
-        self._cache = (x, out.shape)
+        self._cache = (x, indices)
         return out
 
     def backward(self, dout):
-        x, out_shape = self._cached()
-        dout = self._check_dout(dout, out_shape)
-        return Fn.max_pool2d_backward(
-            dout, x, self.kernel_size, self.stride, self.padding, self.ceil_mode
-        )
+        x, indices = self._cached()
+        dout = self._check_dout(dout, indices.shape)
+        return Fn.max_pool2d_with_indices_backward(dout, x, indices, method=self.method)
 
     def _extra_repr(self):
         ceil = ", ceil_mode=True" if self.ceil_mode else ""
@@ -228,7 +267,7 @@ class AvgPool2d(MaxPool2d):
     """Average pooling (zero padding counted in the average, like PyTorch's default)."""
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__(kernel_size, stride, padding)  # no ceil_mode here
+        super().__init__(kernel_size, stride, padding)  # no ceil_mode, no method
 
     def forward(self, x):
         out = Fn.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
@@ -386,6 +425,19 @@ class Sequential(Layer):
                     "(needs forward/backward)"
                 )
         self.layers = list(layers)
+        self.needs_input_grad = False  # nobody uses the gradient of the data
+
+    @property
+    def needs_input_grad(self) -> bool:
+        """Whether ``backward`` returns dL/d(input): the first layer's flag."""
+        return bool(self.layers) and self.layers[0].needs_input_grad
+
+    @needs_input_grad.setter
+    def needs_input_grad(self, value: bool) -> None:
+        if self.layers:
+            self.layers[0].needs_input_grad = check_bool(
+                value, "needs_input_grad", "Sequential"
+            )
 
     def forward(self, x):
         for layer in self.layers:
@@ -458,7 +510,11 @@ class Sequential(Layer):
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return Sequential(*self.layers[index])
+            layers = self.layers[index]
+            flag = layers[0].needs_input_grad if layers else False
+            part = Sequential(*layers)
+            part.needs_input_grad = flag  # a view of the model changes no layer
+            return part
         return self.layers[index]
 
     def __len__(self):

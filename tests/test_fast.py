@@ -243,3 +243,57 @@ def test_conv2d_flops():
     assert (
         fast.conv2d_flops((1, 2, 7, 7), (3, 2, 3, 3), stride=2) == 2 * 3 * 3 * 3 * 2 * 9
     )
+
+
+# ---------------------------------------------------------------- need_dx=False
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kernel", COMPILED)
+def test_compiled_backward_without_dx_equals_naive(case, kernel, dtype):
+    """The dw-only path (its own kernel for "joined") gives the same dw and db."""
+    if _strided_joined(kernel, case["geometry"]):
+        return
+    x, w, dout = (a.astype(dtype) for a in (case["x"], case["w"], case["dout"]))
+    dx, dw, db = fast.conv2d_backward(
+        dout, x, w, *case["geometry"], kernel=kernel, need_dx=False
+    )
+    assert dx is None and dw.dtype == dtype and db.dtype == dtype
+    # f64 to 1e-10; f32 to its rounding times the reduction length N·Ho·Wo
+    n_sum = dout.shape[0] * dout.shape[2] * dout.shape[3]
+    tol = 1e-10 if dtype == np.float64 else 4 * n_sum * float(np.finfo(dtype).eps)
+    scale = np.abs(case["grads"][1]).max()
+    np.testing.assert_allclose(dw, case["grads"][1], rtol=0, atol=tol * (1 + scale))
+    np.testing.assert_allclose(db, case["grads"][2], rtol=0, atol=tol * (1 + scale))
+
+
+# ---------------------------------------------------------------- max pooling kernels
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "shape, args",
+    [
+        ((3, 4, 8, 10), (2,)),  # the 2×2 fast kernel
+        ((2, 3, 9, 7), (2,)),  # 2×2, odd sizes: the last row/column is dropped
+        ((2, 3, 9, 7), (2, 2, 0, True)),  # ceil_mode overhang: the general kernel
+        ((2, 2, 7, 7), (3, 2, 1)),
+        ((1, 2, 6, 5), ((2, 3), (1, 2), (1, 1))),
+    ],
+)
+def test_max_pool_kernels_equal_naive(shape, args, dtype):
+    from cnnbook import functional as F
+
+    rng = np.random.default_rng(3)
+    x = np.round(rng.standard_normal(shape) * 2).astype(dtype)  # ties
+    out, idx = fast.max_pool2d_with_indices(x, *args)
+    np.testing.assert_array_equal(out, naive.max_pool2d(x, *args))
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = fast.max_pool2d_backward_indices(dout, idx, x.shape, dtype)
+    np.testing.assert_allclose(
+        dx, naive.max_pool2d_backward(dout, x, *args), rtol=1e-6, atol=1e-6
+    )
+    assert dx.dtype == dtype
+    np.testing.assert_array_equal(
+        idx, F.max_pool2d_with_indices(x, *args, method="numpy")[1]
+    )

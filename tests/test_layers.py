@@ -8,6 +8,7 @@ import pytest
 from cnnbook import functional as F
 from cnnbook import layers as L
 from cnnbook import models
+from cnnbook import naive as N
 
 
 def rng(seed=0):
@@ -234,6 +235,8 @@ def test_sequential_backward_runs_in_reverse_and_matches_numeric():
     t = np.array([3, 7])
     loss = L.SoftmaxCrossEntropy()
     loss(model(x), t)
+    assert model.backward(loss.backward()) is None  # the data's gradient: skipped
+    model.needs_input_grad = True
     dx = model.backward(loss.backward())
     assert dx.shape == x.shape
     w = model.params["0.weight"]
@@ -335,3 +338,96 @@ def test_max_pool_ceil_mode_layer():
         L.MaxPool2d(2, ceil_mode=1)
     with pytest.raises(TypeError):  # average pooling has no ceil_mode here
         L.AvgPool2d(2, ceil_mode=True)
+
+
+# ---------------------------------------------------------------- no unused gradients
+
+
+@pytest.mark.parametrize("method", ["auto", "im2col"])
+def test_sequential_skips_the_first_layers_input_gradient(method):
+    model = seed_model(3)
+    model[0].method = method
+    assert model.needs_input_grad is False and model[0].needs_input_grad is False
+    assert all(layer.needs_input_grad for layer in model.layers[1:])
+    x, t = rng(2).standard_normal((3, 1, 12, 12)), np.array([1, 4, 9])
+    loss = L.SoftmaxCrossEntropy()
+    loss(model(x), t)
+    assert model.backward(loss.backward()) is None
+    skipped = {k: g.copy() for k, g in model.grads.items()}
+    with L.input_grad_enabled(model):
+        assert model.needs_input_grad is True
+        dx = model.backward(loss.backward())
+    assert model.needs_input_grad is False  # restored
+    assert dx.shape == x.shape
+    for k, g in model.grads.items():
+        # dw, db unchanged by the skip (the dw-only kernel may round differently)
+        np.testing.assert_allclose(g, skipped[k], rtol=1e-12, atol=1e-14)
+
+
+def test_slicing_a_sequential_changes_no_layer_flag():
+    model = seed_model(4)
+    tail = model[1:]
+    assert model[1].needs_input_grad is True and tail.needs_input_grad is True
+    head = model[:2]
+    assert head.needs_input_grad is False and model[0].needs_input_grad is False
+    with pytest.raises(TypeError, match="needs_input_grad must be a bool"):
+        model.needs_input_grad = 1
+
+
+def test_gradcheck_still_checks_the_input_of_a_sequential():
+    from cnnbook.gradcheck import gradcheck, gradcheck_model
+
+    model = seed_model(5)
+    x = rng(3).standard_normal((2, 1, 12, 12))
+    report = gradcheck(model, x, max_entries=40)
+    assert "input" in report and report.passed()
+    report = gradcheck_model(model, x, np.array([2, 5]), max_entries=40)
+    assert "input" in report and report.passed()
+    assert model.needs_input_grad is False  # left as it was
+
+
+def test_a_standalone_conv_layer_skips_dx_only_when_asked():
+    conv = L.Conv2d(2, 3, 3, padding=1, rng=0, dtype=np.float64)
+    x = rng(4).standard_normal((2, 2, 5, 5))
+    dout = rng(5).standard_normal(conv(x).shape)
+    dx = conv.backward(dout)
+    dw = conv.grads["weight"].copy()
+    conv.needs_input_grad = False
+    assert conv.backward(dout) is None
+    np.testing.assert_allclose(conv.grads["weight"], dw, rtol=1e-12, atol=1e-14)
+    assert dx.shape == x.shape
+
+
+# ---------------------------------------------------------------- max pooling
+
+
+@pytest.mark.parametrize("method", ["auto", "numpy", "numba"])
+@pytest.mark.parametrize(
+    "args, shape",
+    [
+        ((2,), (2, 3, 8, 6)),
+        ((3, 1, 1), (2, 2, 5, 5)),
+        ((2, None, 0, True), (1, 2, 5, 7)),
+        ((3, 2, 1, True), (2, 1, 6, 6)),
+    ],
+)
+def test_max_pool_layer_routes_the_recorded_argmax(method, args, shape, monkeypatch):
+    x = np.round(rng(6).standard_normal(shape))  # rounded: ties are common
+    layer = L.MaxPool2d(*args, method=method)
+    out = layer.forward(x)
+    np.testing.assert_array_equal(out, N.max_pool2d(x, *args))
+    dout = rng(7).standard_normal(out.shape)
+    want = N.max_pool2d_backward(dout, x, *args)
+
+    def recompute(*a, **k):
+        raise AssertionError("backward recomputed the forward")
+
+    monkeypatch.setattr(F, "max_pool2d", recompute)
+    np.testing.assert_allclose(layer.backward(dout), want, rtol=1e-12, atol=1e-12)
+    x_cached, indices = layer._cache
+    assert x_cached is x and indices.shape == out.shape  # nothing more is kept
+
+
+def test_max_pool_layer_method_errors():
+    with pytest.raises(ValueError, match="method must be one of"):
+        L.MaxPool2d(2, method="loops").forward(np.zeros((1, 1, 4, 4)))

@@ -211,3 +211,26 @@ def test_same_padding_is_torch_padding_same(k, d, seed):
     m = torch.nn.Conv2d(2, 2, k, padding="same", dilation=d)
     left_t, right_t, top_t, bottom_t = m._reversed_padding_repeated_twice
     assert ((top_t, bottom_t), (left_t, right_t)) == ((top, bottom), (left, right))
+
+
+@given(pool_case(), st.booleans(), st.booleans(), st.sampled_from(["numpy", "numba"]))
+def test_max_pool2d_with_indices_equals_torch_return_indices(case, ceil, nan, method):
+    x, k, s, p, rng = case
+    if nan:  # PyTorch takes a NaN as the maximum, the window's last one
+        x = x.copy()
+        x.flat[rng.integers(x.size, size=4)] = np.nan
+    out_t, idx_t = TF.max_pool2d(
+        torch.from_numpy(x), k, s, p, ceil_mode=ceil, return_indices=True
+    )
+    out, idx = F.max_pool2d_with_indices(x, k, s, p, ceil, method=method)
+    np.testing.assert_array_equal(out, out_t.numpy())
+    np.testing.assert_array_equal(idx, idx_t.numpy())
+    xt = leaf(x)
+    out_t = TF.max_pool2d(xt, k, s, p, ceil_mode=ceil)
+    dout = rng.standard_normal(out.shape)
+    out_t.backward(torch.from_numpy(dout))
+    np.testing.assert_allclose(
+        F.max_pool2d_with_indices_backward(dout, x, idx, method=method),
+        xt.grad.numpy(),
+        **TOL,
+    )
