@@ -200,8 +200,8 @@ BINOMIAL_MISTAKES = [
 
 
 def check_binomial_response(fn: Callable) -> CheckResult:
-    """``fn(omega)``: |H(ω)| of the kernel [1, 2, 1]/4, elementwise for an array of
-    angular frequencies ω (radians per sample)."""
+    """``fn(omega)``: the gain ``abs(H(ω))`` of the kernel [1, 2, 1]/4, elementwise
+    for an array of angular frequencies ω (radians per sample)."""
     cases = [
         Case((np.array([0.0]),), np.array([1.0])),
         Case((np.array([np.pi]),), np.array([0.0])),
