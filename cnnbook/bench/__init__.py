@@ -15,7 +15,7 @@ from typing import Callable
 __all__ = ["SECTIONS", "Table", "best_time"]
 
 # Chapter order. A section module that does not exist yet is skipped silently.
-SECTIONS = ["conv1d", "conv2d", "gemm", "training"]
+SECTIONS = ["conv1d", "conv2d", "gemm", "training", "goals"]
 
 
 def best_time(

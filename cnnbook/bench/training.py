@@ -12,6 +12,7 @@ threads mostly add noise on a busy machine.
 from __future__ import annotations
 
 import contextlib
+import time
 
 import numpy as np
 
@@ -22,7 +23,19 @@ try:
 except ImportError:  # pragma: no cover
     threadpool_limits = None
 
-__all__ = ["MODELS", "epoch_split", "run"]
+try:
+    import torch
+except ImportError:  # pragma: no cover
+    torch = None
+
+__all__ = [
+    "MODELS",
+    "epoch_split",
+    "torch_twin",
+    "epoch_versus_torch",
+    "versus_torch_table",
+    "run",
+]
 
 # name -> seed_cnn keyword arguments
 MODELS = {
@@ -58,6 +71,113 @@ def epoch_split(
         h.backward_time[best],
         h.update_time[best],
     )
+
+
+def torch_twin(model):
+    """The seed model in PyTorch (Conv2d, MaxPool2d, ReLU, Flatten, Linear), float32,
+    with the cnnbook model's weights copied in."""
+    from .. import layers
+
+    mods = []
+    for layer in model.layers:
+        if isinstance(layer, layers.Conv2d):
+            m = torch.nn.Conv2d(
+                layer.in_channels,
+                layer.out_channels,
+                layer.kernel_size,
+                layer.stride,
+                layer.padding,
+                layer.dilation,
+            )
+        elif isinstance(layer, layers.MaxPool2d):
+            m = torch.nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
+        elif isinstance(layer, layers.ReLU):
+            m = torch.nn.ReLU()
+        elif isinstance(layer, layers.Flatten):
+            m = torch.nn.Flatten()
+        elif isinstance(layer, layers.Linear):
+            m = torch.nn.Linear(layer.in_features, layer.out_features)
+        else:  # pragma: no cover - the seed model has only these
+            raise TypeError(f"no PyTorch twin for {layer!r}")
+        with torch.no_grad():
+            for name, p in layer.params.items():
+                getattr(m, name).copy_(torch.from_numpy(p))
+        mods.append(m)
+    return torch.nn.Sequential(*mods)
+
+
+def _torch_epoch(net, opt, Xt, yt, order, batch_size):
+    """One epoch of the PyTorch twin, the work of ``cnnbook.train.fit``'s loop: batch,
+    forward, loss, backward, SGD step, and the loss/accuracy bookkeeping."""
+    total, correct = 0.0, 0
+    for start in range(0, len(order), batch_size):
+        idx = order[start : start + batch_size]
+        xb, yb = Xt[idx], yt[idx]
+        logits = net(xb)
+        loss = torch.nn.functional.cross_entropy(logits, yb)
+        opt.zero_grad(set_to_none=False)
+        loss.backward()
+        opt.step()
+        total += loss.item() * len(idx)
+        correct += int((logits.argmax(1) == yb).sum())
+    return total, correct
+
+
+def epoch_versus_torch(
+    X, y, *, epochs: int, threads: int = 1, batch_size: int = 64, **model_kwargs
+):
+    """Fastest epoch (s) of cnnbook and of its PyTorch twin, trained side by side.
+
+    Same data (no augmentation), same initial weights, batch 64, SGD lr 0.05 with
+    momentum 0.9 (the same update rule in both). The epochs alternate, cnnbook then
+    PyTorch, so that a burst of load from elsewhere cannot fall on one of them only.
+    """
+    from ..models import seed_cnn
+    from ..optim import SGD
+    from ..train import fit
+    from .conv2d import threads as limit_threads
+
+    model = seed_cnn(rng=0, **model_kwargs)
+    optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    net = torch_twin(model)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    Xt, yt = torch.from_numpy(np.ascontiguousarray(X)), torch.from_numpy(y)
+    ours, theirs = [], []
+    with limit_threads(threads):
+        for epoch in range(epochs):
+            h = fit(
+                model,
+                X,
+                y,
+                optimizer=optimizer,
+                epochs=1,
+                batch_size=batch_size,
+                seed=epoch,
+            )
+            ours.append(h.epoch_time[0])
+            order = torch.from_numpy(np.random.default_rng(epoch).permutation(len(X)))
+            start = time.perf_counter()
+            _torch_epoch(net, opt, Xt, yt, order, batch_size)
+            theirs.append(time.perf_counter() - start)
+    return min(ours), min(theirs)
+
+
+def versus_torch_table(X, y, *, epochs: int, thread_counts=(1, 2)) -> Table:
+    """cnnbook's training epoch over PyTorch's, per model and thread count."""
+    table = Table(
+        f"Training epoch against PyTorch: {len(X)} images, batch 64, momentum SGD,"
+        " float32",
+        ["model", "threads", "cnnbook s", "PyTorch s", "÷ torch"],
+    )
+    for name, kwargs in MODELS.items():
+        for n in thread_counts:
+            ours, theirs = epoch_versus_torch(X, y, epochs=epochs, threads=n, **kwargs)
+            table.add(name, n, ours, theirs, ours / theirs)
+    table.notes.append(
+        f"fastest of {epochs} alternating epochs each; no augmentation; same initial"
+        " weights; threads = BLAS, numba and torch threads"
+    )
+    return table
 
 
 def run(quick: bool = False) -> list[Table]:
@@ -97,4 +217,7 @@ def run(quick: bool = False) -> list[Table]:
         table.notes.append(
             "threadpoolctl not installed: BLAS used its default thread count"
         )
-    return [table]
+    if torch is None:
+        table.notes.append("PyTorch is not installed: no comparison with it.")
+        return [table]
+    return [table, versus_torch_table(X, y, epochs=epochs)]
