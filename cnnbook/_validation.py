@@ -31,6 +31,7 @@ __all__ = [
     "pool_output_size",
     "pool_geometry",
     "pool_args",
+    "pool_backward_args",
     "check_pool_indices",
     "check_bool",
     "check_linear_args",
@@ -192,25 +193,36 @@ def conv_geometry(x_shape, kernel_size, stride, padding, dilation, fn="conv2d"):
     return (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo)
 
 
+def _operands(x, w, w_name: str, x_layout: str, w_layout: str, fn: str):
+    """``x`` and the weights ``w`` as float arrays with the axes their layouts name."""
+    x, w = float_array(x, "x", fn), float_array(w, w_name, fn)
+    check_ndim(x, x_layout.count(",") + 1, "x", x_layout, fn)
+    check_ndim(w, w_layout.count(",") + 1, w_name, w_layout, fn)
+    return x, w
+
+
+def _bias(b, w, w_name: str, fn: str):
+    """None, or a float bias with one entry per output (``w.shape[0]``)."""
+    if b is None:
+        return None
+    b = float_array(b, "b", fn)
+    if b.shape != (w.shape[0],):
+        raise ValueError(
+            f"{fn}: bias must have shape ({w.shape[0]},) for {w_name} of shape "
+            f"{w.shape}, got shape {b.shape}"
+        )
+    return b
+
+
 def check_conv_args(x, w, b, fn: str):
     """``x: (N, C, H, W)``, ``w: (F, C, kH, kW)``, ``b: (F,)`` or None, all float."""
-    x = float_array(x, "x", fn)
-    w = float_array(w, "w", fn)
-    check_ndim(x, 4, "x", "(N, C, H, W)", fn)
-    check_ndim(w, 4, "w", "(F, C, kH, kW)", fn)
+    x, w = _operands(x, w, "w", "(N, C, H, W)", "(F, C, kH, kW)", fn)
     if x.shape[1] != w.shape[1]:
         raise ValueError(
             f"{fn}: channel mismatch: x has {x.shape[1]} channels (shape {x.shape}) "
             f"but w expects {w.shape[1]} (shape {w.shape}, layout (out, in, kH, kW))"
         )
-    if b is not None:
-        b = float_array(b, "b", fn)
-        if b.shape != (w.shape[0],):
-            raise ValueError(
-                f"{fn}: bias must have shape ({w.shape[0]},) for w of shape "
-                f"{w.shape}, got shape {b.shape}"
-            )
-    return x, w, b
+    return x, w, _bias(b, w, "w", fn)
 
 
 def conv_backward_args(dout, x, w, stride, padding, dilation, fn: str):
@@ -278,6 +290,16 @@ def pool_args(x, kernel_size, stride, padding, fn: str, ceil_mode=False):
     return (x, *pool_geometry(x.shape, kernel_size, stride, padding, fn, ceil_mode))
 
 
+def pool_backward_args(dout, x, kernel_size, stride, padding, fn: str, ceil_mode=False):
+    """:func:`pool_args`, then ``dout`` as the gradient of the pooled output.
+
+    Returns ``(dout, x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo))``.
+    """
+    x, k, s, p, out_hw = pool_args(x, kernel_size, stride, padding, fn, ceil_mode)
+    dout = check_dout(dout, (*x.shape[:2], *out_hw), fn)
+    return dout, x, k, s, p, out_hw
+
+
 def check_pool_indices(dout, x, indices, fn: str):
     """``x: (N, C, H, W)`` and the ``indices`` of its maxima, integers in [0, H·W) of
     shape ``(N, C, Ho, Wo)``, and ``dout`` of that shape. Returns (dout, x, indices).
@@ -317,23 +339,13 @@ def check_bool(value, name: str, fn: str) -> bool:
 
 def check_linear_args(x, W, b, fn: str):
     """``x: (N, in)``, ``W: (out, in)``, ``b: (out,)`` or None, all float."""
-    x = float_array(x, "x", fn)
-    W = float_array(W, "W", fn)
-    check_ndim(x, 2, "x", "(N, in_features)", fn)
-    check_ndim(W, 2, "W", "(out_features, in_features)", fn)
+    x, W = _operands(x, W, "W", "(N, in_features)", "(out_features, in_features)", fn)
     if x.shape[1] != W.shape[1]:
         raise ValueError(
             f"{fn}: x has {x.shape[1]} features (shape {x.shape}) but W of shape "
             f"{W.shape} (layout (out, in)) expects {W.shape[1]}"
         )
-    if b is not None:
-        b = float_array(b, "b", fn)
-        if b.shape != (W.shape[0],):
-            raise ValueError(
-                f"{fn}: bias must have shape ({W.shape[0]},) for W of shape "
-                f"{W.shape}, got shape {b.shape}"
-            )
-    return x, W, b
+    return x, W, _bias(b, W, "W", fn)
 
 
 def check_targets(logits, targets, fn: str):

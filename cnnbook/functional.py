@@ -48,6 +48,7 @@ from ._validation import (
     nonnegative_pair,
     pair,
     pool_args,
+    pool_backward_args,
     pool_geometry,
     positive_pair,
 )
@@ -405,11 +406,10 @@ def max_pool2d_backward(
     maximum of several overlapping windows receives the sum of their gradients. Padding
     never receives gradient.
     """
-    x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
-        x, kernel_size, stride, padding, "max_pool2d_backward", ceil_mode
+    dout, x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_backward_args(
+        dout, x, kernel_size, stride, padding, "max_pool2d_backward", ceil_mode
     )
     N, C, H, W = x.shape
-    dout = check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
     out = max_pool2d(x, (kh, kw), (sh, sw), (ph, pw), ceil_mode)
     after = _overhang(x.shape, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo))
     xp = _pad(x, ph, pw, -np.inf, after)
@@ -530,11 +530,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0) -> np.ndarray:
 
 def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0) -> np.ndarray:
     """Gradient of :func:`avg_pool2d`: each window spreads ``dout / (kH·kW)``."""
-    x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
-        x, kernel_size, stride, padding, "avg_pool2d_backward"
+    dout, x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_backward_args(
+        dout, x, kernel_size, stride, padding, "avg_pool2d_backward"
     )
     N, C, H, W = x.shape
-    dout = check_dout(dout, (N, C, Ho, Wo), "avg_pool2d_backward")
     share = dout / (kh * kw)
     dxp = np.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=np.result_type(x, dout))
     for i in range(kh):

@@ -25,6 +25,7 @@ from ._validation import (
     conv_geometry,
     float_array,
     pool_args,
+    pool_backward_args,
 )
 from .functional import conv_output_size
 
@@ -152,11 +153,10 @@ def max_pool2d_backward(dout, x, kernel_size, stride=None, padding=0, ceil_mode=
     scanning), like PyTorch. Windows that overlap can pick the same pixel; its
     gradients add up.
     """
-    x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
-        x, kernel_size, stride, padding, "max_pool2d_backward", ceil_mode
+    dout, x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_backward_args(
+        dout, x, kernel_size, stride, padding, "max_pool2d_backward", ceil_mode
     )
     N, C, H, W = x.shape
-    dout = check_dout(dout, (N, C, Ho, Wo), "max_pool2d_backward")
     dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
     for n in range(N):
         for c in range(C):
@@ -197,11 +197,10 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
 
 def avg_pool2d_backward(dout, x, kernel_size, stride=None, padding=0):
     """Gradient of average pooling: each window shares ``dout`` among its kH·kW taps."""
-    x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
-        x, kernel_size, stride, padding, "avg_pool2d_backward"
+    dout, x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_backward_args(
+        dout, x, kernel_size, stride, padding, "avg_pool2d_backward"
     )
     N, C, H, W = x.shape
-    dout = check_dout(dout, (N, C, Ho, Wo), "avg_pool2d_backward")
     dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
     for n in range(N):
         for c in range(C):
