@@ -17,12 +17,17 @@ tools are small on purpose, so that they cost nothing measurable when switched o
 
 from __future__ import annotations
 
+import cProfile
+import math
 import os
+import pstats
+import sys
 import time
 import tracemalloc
 from collections import defaultdict
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -34,6 +39,13 @@ __all__ = [
     "flush_subnormal",
     "growth",
     "plot_profile",
+    "live_objects",
+    "Diagnosis",
+    "diagnose",
+    "SUSPECTS",
+    "ProfileRow",
+    "ProfileComparison",
+    "compare_profiles",
 ]
 
 
@@ -47,8 +59,15 @@ def rss_bytes() -> int:
         return 0
 
 
+def live_objects() -> int:
+    """Memory blocks that Python's object allocator has handed out and not freed
+    (``sys.getallocatedblocks()``): a cheap count of live Python objects, NumPy array
+    headers included, that costs well under a microsecond."""
+    return sys.getallocatedblocks()
+
+
 class PhaseTimer:
-    """Wall time per phase and epoch, plus optional memory per epoch.
+    """Wall time per phase and epoch, plus optional memory per epoch or per step.
 
     Use it around the phases of a training step, and close each epoch::
 
@@ -61,20 +80,40 @@ class PhaseTimer:
                     ...
             timer.end_epoch()
         timer.history["backward"]         # seconds per epoch
-        timer.history["backward_median"]  # median seconds per call, per epoch: robust
-                                          to noise
+        timer.history["backward_median"]  # median seconds per call, per epoch
         timer.history["traced_mb"]        # traced memory at the end of each epoch
 
     ``track_memory`` starts ``tracemalloc`` (if it is not running already), which slows
     every allocation; leave it off when only time matters.
+
+    ``per_step=True`` also keeps every call: ``timer.steps["backward"][i]`` is step
+    ``i``'s backward time, and a step ends with the phase ``step_end`` (``"update"``,
+    the last phase of :func:`cnnbook.train.fit`'s step), where ``timer.steps`` also
+    records ``"traced_mb"`` (with ``track_memory``) and ``"objects"``
+    (:func:`live_objects`). The lists grow with the run: use it for diagnosis, not
+    for every training run.
+
+    ``clock()`` reads seconds: wall time (``time.perf_counter``) when None;
+    ``time.thread_time`` counts only the CPU time of the calling thread, which
+    leaves out the time other processes take the core away (use it with one BLAS
+    thread).
     """
 
-    def __init__(self, track_memory: bool = False):
+    def __init__(
+        self,
+        track_memory: bool = False,
+        per_step: bool = False,
+        step_end: str = "update",
+        clock=None,
+    ):
+        self.clock = clock or (lambda: time.perf_counter())
         self.track_memory = track_memory
+        self.per_step = per_step
+        self.step_end = step_end
         self.history: dict[str, list[float]] = defaultdict(list)
-        self._calls: dict[str, list[float]] = defaultdict(
-            list
-        )  # this epoch's call durations
+        self.steps: dict[str, list[float]] = defaultdict(list)
+        self._calls: dict[str, list[float]] = defaultdict(list)  # this epoch's
+        self._epoch_ends: list[int] = []
         self._started_tracemalloc = False
         if track_memory and not tracemalloc.is_tracing():
             tracemalloc.start()
@@ -82,14 +121,31 @@ class PhaseTimer:
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        start = time.perf_counter()
+        start = self.clock()
         try:
             yield
         finally:
-            self._calls[name].append(time.perf_counter() - start)
+            seconds = self.clock() - start
+            self._calls[name].append(seconds)
+            if self.per_step:
+                self.steps[name].append(seconds)
+                if name == self.step_end:
+                    self._end_step()
+
+    def _end_step(self) -> None:
+        if self.track_memory:
+            self.steps["traced_mb"].append(tracemalloc.get_traced_memory()[0] / 2**20)
+        self.steps["objects"].append(float(live_objects()))
+
+    @property
+    def epoch_ends(self) -> list:
+        """With ``per_step``: the number of steps recorded at the end of each epoch."""
+        return list(self._epoch_ends)
 
     def end_epoch(self) -> None:
         """Store this epoch's totals (and memory) and start the next epoch from zero."""
+        if self.per_step:
+            self._epoch_ends.append(len(self.steps.get(self.step_end, ())))
         for name, calls in self._calls.items():
             self.history[name].append(float(np.sum(calls)))
             self.history[name + "_median"].append(float(np.median(calls)))
@@ -237,16 +293,6 @@ def plot_profile(history, title: str = "", ax=None):
 # --------------------------------------------------------------------------------------
 # diagnosis: which phase grows, in what shape, and what could cause it (issue 16)
 # --------------------------------------------------------------------------------------
-# Appended at the end so that the line numbers of the listings above stay put.
-
-import cProfile  # noqa: E402
-import math  # noqa: E402
-import pstats  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
-from typing import Mapping  # noqa: E402
-
-__all__ += ["Diagnosis", "diagnose", "ProfileRow", "ProfileComparison"]
-__all__ += ["compare_profiles", "SUSPECTS"]
 
 #: The vocabulary of :func:`diagnose`'s ``suspects``, one name per mechanism.
 SUSPECTS = (
@@ -291,6 +337,12 @@ class Diagnosis:
 def _series_from(series) -> dict:
     """Phase and memory series from a mapping, a PhaseTimer or a ``fit`` History."""
     if isinstance(series, PhaseTimer):
+        if series.steps:  # per-step records judge the shape best
+            return {
+                key: values
+                for key, values in series.steps.items()
+                if len(values) == len(series.steps[series.step_end])
+            }
         series = series.history
     if not isinstance(series, Mapping):
         if hasattr(series, "forward_time") and hasattr(series, "backward_time"):
@@ -450,15 +502,57 @@ def _memory_grows(key: str, a: np.ndarray) -> bool:
     return late - early > max(0.05 * abs(early), _MEMORY_FLOOR[key])
 
 
-def diagnose(series) -> Diagnosis:
+def _epoch_shape(a: np.ndarray, ends: list) -> str | None:
+    """ "staircase" or "ramp" from the epoch boundaries: is the slope *within* the
+    epochs (median of the pairwise slopes inside each epoch, pooled) less than half
+    the slope *between* them (pairwise slopes of the epoch medians)? None when the
+    epochs are too few or too short to tell."""
+    starts = [0] + list(ends[:-1])
+    if len(ends) < 3 or min(e - s for s, e in zip(starts, ends)) < 6:
+        return None
+    within, centres, medians = [], [], []
+    for s, e in zip(starts, ends):
+        t, v = np.arange(s, e, dtype=float), a[s:e]
+        i, j = np.triu_indices(t.size, 1)
+        within.append((v[j] - v[i]) / (t[j] - t[i]))
+        centres.append((s + e - 1) / 2)
+        medians.append(float(np.median(v)))
+    c, m = np.array(centres), np.array(medians)
+    i, j = np.triu_indices(c.size, 1)
+    between = float(np.median((m[j] - m[i]) / (c[j] - c[i])))
+    inside = float(np.median(np.concatenate(within)))
+    return "staircase" if between > 0 and inside < 0.5 * between else "ramp"
+
+
+def _epoch_ends_of(series, epochs, n: int):
+    if epochs is None and isinstance(series, PhaseTimer) and series.steps:
+        epochs = series.epoch_ends
+    if epochs is None:
+        return None
+    if isinstance(epochs, (int, np.integer)) and not isinstance(epochs, bool):
+        if epochs < 1:
+            raise ValueError(f"epochs must be positive steps per epoch, got {epochs}")
+        ends = list(range(int(epochs), n + 1, int(epochs)))
+    else:
+        ends = [int(e) for e in epochs]
+    if not ends or ends[-1] != n or any(b <= a for a, b in zip([0] + ends, ends)):
+        raise ValueError(
+            f"epochs must be increasing step counts ending at the series' length {n}, "
+            f"got {ends}"
+        )
+    return ends
+
+
+def diagnose(series, epochs=None) -> Diagnosis:
     """Which phases get slower, in what shape, and which causes fit the evidence.
 
     ``series`` maps phase names (``"forward"``, ``"backward"``, ``"update"``, ...) to
     sequences of durations in seconds, one per step or per epoch; optional keys
     ``"traced_mb"`` (tracemalloc MiB) and ``"objects"`` (live-object counts) hold
     memory at the same points. A :class:`PhaseTimer` (or its ``history``) is
-    accepted: its per-step medians ``"<phase>_median"`` are used in place of the
-    epoch sums, and ``"peak_mb"``/``"rss_mb"`` are ignored. A ``History`` from
+    accepted: its per-step records ``timer.steps`` when it kept them (``per_step``),
+    else its per-epoch medians ``"<phase>_median"`` in place of the epoch sums;
+    ``"peak_mb"``/``"rss_mb"`` are ignored. A ``History`` from
     :func:`cnnbook.train.fit` is accepted too (``forward_time``, ``backward_time``,
     ``update_time``; seconds per epoch).
 
@@ -486,6 +580,16 @@ def diagnose(series) -> Diagnosis:
       epoch), which jumps fit and bends can only smear. Where noise drowns the
       difference, the answer is "ramp". Per-epoch sums or medians turn a per-epoch
       staircase into a ramp: judge the shape on per-step series.
+    - **pattern, when the epochs are known** (``epochs``: steps per epoch, or the
+      step counts at which epochs end; taken from a per-step :class:`PhaseTimer`
+      automatically), with at least 3 epochs of at least 6 steps: a growing phase
+      is a ``"staircase"`` when its slope *within* the epochs (the median of all
+      pairwise slopes between steps of the same epoch, Theil-Sen style) is less
+      than half its slope *between* them (the median pairwise slope of the epochs'
+      medians against their centres), else a ``"ramp"``. A ramp has the same slope
+      within and between; a cost added once per epoch has none within. This test
+      uses where the events are, and is far more robust to noise than the blind
+      one above.
     - **memory_grows**: ``"traced_mb"`` or ``"objects"`` rises, late window against
       early window, by more than 5% and by more than 0.25 MiB or 100 objects.
 
@@ -509,16 +613,20 @@ def diagnose(series) -> Diagnosis:
       "allocation"]``, reordered by the two rules above (staircase, every phase).
 
     Raises ``ValueError`` for series shorter than ``MIN_POINTS`` (6) points, of
+    ``epochs`` that do not fit the series, of
     unequal lengths, with non-finite or negative values, or with no phase at all.
     """
     arrays = _checked(_series_from(series))
     phases = [key for key in arrays if key not in _MEMORY_KEYS]
+    n = len(next(iter(arrays.values())))
+    ends = _epoch_ends_of(series, epochs, n)
     memory_keys = [key for key in _MEMORY_KEYS if key in arrays]
     growth_of, pattern, growing = {}, {}, []
     for phase in phases:
         ratio, grows = _phase_growth(arrays[phase])
         growth_of[phase] = ratio
-        pattern[phase] = _shape(arrays[phase]) if grows else "flat"
+        shape = _epoch_shape(arrays[phase], ends) if ends else None
+        pattern[phase] = (shape or _shape(arrays[phase])) if grows else "flat"
         if grows:
             growing.append(phase)
     memory = any(_memory_grows(key, arrays[key]) for key in memory_keys)

@@ -439,3 +439,64 @@ def test_compare_profiles_on_per_phase_records():
         compare_profiles(early, {"backward": -1.0})
     with pytest.raises(TypeError, match="cProfile.Profile"):
         compare_profiles(early, [1.0])
+
+
+# --- diagnose with known epoch boundaries: robust to heavy noise
+# -------------------------------------------------------------------------
+
+
+def _per_epoch_staircase(seed, epochs=8, steps=12, level=0.2):
+    """One cost added per epoch (hooks piling up), with 20% multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    clean = 1.0 + np.repeat(np.arange(epochs), steps)
+    return 1e-3 * clean * np.abs(1 + level * rng.standard_normal(epochs * steps))
+
+
+def _steady_ramp(seed, epochs=8, steps=12, level=0.2):
+    rng = np.random.default_rng(seed)
+    clean = np.linspace(1.0, float(epochs), epochs * steps)
+    return 1e-3 * clean * np.abs(1 + level * rng.standard_normal(epochs * steps))
+
+
+def test_known_epochs_tell_a_noisy_staircase_from_a_noisy_ramp():
+    for seed in range(30):  # 10% noise: every seed
+        stairs = diagnose({"backward": _per_epoch_staircase(seed, level=0.1)}, 12)
+        ramp = diagnose({"backward": _steady_ramp(seed, level=0.1)}, epochs=12)
+        assert stairs.pattern["backward"] == "staircase", seed
+        assert ramp.pattern["backward"] == "ramp", seed
+        assert stairs.suspects[0] == "instrumentation"
+
+
+def test_known_epochs_at_heavy_noise_mostly_right():
+    # 20% noise, where the late stairs are smaller than the noise: rates
+    def rate(make, expected):
+        found = [diagnose({"b": make(s)}, epochs=12).pattern["b"] for s in range(30)]
+        return found.count(expected) / len(found)
+
+    assert rate(_per_epoch_staircase, "staircase") >= 0.85
+    assert rate(_steady_ramp, "ramp") >= 0.85
+
+
+def test_epochs_as_step_counts_and_their_errors():
+    series = {"backward": _per_epoch_staircase(0, epochs=4)}
+    assert diagnose(series, epochs=[12, 24, 36, 48]).pattern["backward"] == "staircase"
+    with pytest.raises(ValueError, match="ending at the series' length 48"):
+        diagnose(series, epochs=[12, 24, 36])
+    with pytest.raises(ValueError, match="positive steps per epoch"):
+        diagnose(series, epochs=0)
+
+
+def test_a_per_step_phase_timer_records_epoch_ends_for_diagnose():
+    timer = PhaseTimer(per_step=True)
+    durations = _per_epoch_staircase(1, epochs=5)
+    clock = iter(np.cumsum(np.repeat(durations, 2) * np.tile([0, 1], durations.size)))
+    timer.clock = lambda: next(clock)
+    for _epoch in range(5):
+        for _ in range(12):
+            with timer.phase("update"):
+                pass
+        timer.end_epoch()
+    assert timer.epoch_ends == [12, 24, 36, 48, 60]
+    assert len(timer.steps["objects"]) == 60
+    np.testing.assert_allclose(timer.steps["update"], durations)
+    assert diagnose(timer).pattern["update"] == "staircase"

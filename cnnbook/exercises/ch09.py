@@ -1,17 +1,284 @@
-"""Checkers for Chapter 9, "backward gets slower every epoch".
+"""Checkers for Chapter 9, "backward gets slower every epoch", and its two mystery
+runs.
 
-Expected answers are computed here independently of ``cnnbook.diagnostics``.
+Expected answers are computed here independently of ``cnnbook.diagnostics``. The
+mystery models live here, out of the chapter's sight, so that the chapter (and
+Exercise 9.1) can start blind: build one with :func:`mystery`, train it with
+:func:`cnnbook.train.fit`, and find out with measurements what slows it down.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from ._core import Case, CheckResult, require_function, run_cases
+from ..layers import ReLU
+from ..models import seed_cnn
+from ..optim import SGD
+from ._core import Case, CheckResult, Exercise, require_function, run_cases
 
-__all__ = ["check_count_subnormal", "check_running_mean"]
+__all__ = [
+    "mystery",
+    "check_mystery",
+    "check_first_subnormal_step",
+    "check_count_subnormal",
+    "check_running_mean",
+    "EXERCISES",
+]
+
+EXERCISES = [
+    Exercise(
+        "9.1",
+        "Name the second mystery's cause",
+        "harder",
+        "diagnosis",
+        "per-phase timing, memory and object counts, ramp vs staircase",
+        "check_mystery",
+        "ex09-mystery",
+    ),
+    Exercise(
+        "9.2",
+        "When does a decaying gradient turn subnormal?",
+        "medium",
+        "derivation",
+        "floating-point formats, geometric decay, logarithms",
+        "check_first_subnormal_step",
+        "ex09-first-subnormal",
+    ),
+    Exercise(
+        "9.3",
+        "Count the subnormals",
+        "easy",
+        "implementation",
+        "np.finfo, float32 vs float64 limits",
+        "check_count_subnormal",
+        "ex09-count-subnormal",
+    ),
+    Exercise(
+        "9.4",
+        "A running mean in constant time",
+        "easy",
+        "implementation",
+        "debug statistics in O(1) per step",
+        "check_running_mean",
+        "ex09-running-mean",
+    ),
+]
+
+# --------------------------------------------------------------------------------------
+# the mysteries (do not read this before you have measured)
+# --------------------------------------------------------------------------------------
 
 
+class _DebugReLU(ReLU):
+    """A ReLU that, in the debug configuration, checks every input it has seen."""
+
+    def __init__(self, debug: bool):
+        super().__init__()
+        self.debug = debug
+        self.seen = []
+
+    def forward(self, x):
+        if self.debug:
+            self.seen.append(x)  # never cleared
+        return super().forward(x)
+
+    def backward(self, dout):
+        if self.debug and not all(np.isfinite(x).all() for x in self.seen):
+            raise FloatingPointError("a ReLU input was not finite")
+        return super().backward(dout)
+
+
+class _DebugSGD(SGD):
+    """SGD that, in the debug configuration, registers a probe check every epoch."""
+
+    def __init__(self, model, probe, steps_per_epoch, debug, **kwargs):
+        super().__init__(model.parameters(), **kwargs)
+        self.model, self.probe, self.debug = model, probe, debug
+        self.steps_per_epoch, self.debug_steps, self.checks = steps_per_epoch, 0, []
+
+    def _probe_is_finite(self):
+        return bool(np.isfinite(self.model.forward(self.probe)).all())
+
+    def step(self):
+        super().step()
+        if not self.debug:
+            return
+        if self.debug_steps % self.steps_per_epoch == 0:  # "setup" at epoch start
+            self.checks.append(self._probe_is_finite)
+        self.debug_steps += 1
+        for check in self.checks:
+            if not check():
+                raise FloatingPointError("the probe's logits are not finite")
+
+
+def mystery(case: int, *, steps_per_epoch: int, debug: bool = True, rng=0, lr=0.05):
+    """``(model, optimizer)`` of mystery run ``case`` (1: the chapter's, 2: Exercise
+    9.1's): the seed CNN for 28×28 digits and SGD with momentum 0.9, in the debug
+    configuration unless ``debug=False``. Train with :func:`cnnbook.train.fit`, with
+    ``steps_per_epoch`` minibatches per epoch.
+    """
+    if case not in (1, 2):
+        raise ValueError(f"there are two mysteries, 1 and 2, got {case!r}")
+    model = seed_cnn(rng=np.random.default_rng(rng))
+    if case == 1:
+        model.layers[2] = _DebugReLU(debug)
+        return model, SGD(model.parameters(), lr=lr, momentum=0.9)
+    probe = np.random.default_rng(1).random((32, 1, 28, 28), dtype=np.float32)
+    optimizer = _DebugSGD(model, probe, steps_per_epoch, debug, lr=lr, momentum=0.9)
+    return model, optimizer
+
+
+# --------------------------------------------------------------------------------------
+# 9.1: name the cause of mystery 2
+# --------------------------------------------------------------------------------------
+
+_CAUSES = (
+    "never-cleared graph",
+    "instrumentation",
+    "leak",
+    "allocation",
+    "subnormals",
+)
+_PHASES = ("forward", "backward", "update")
+_WRONG_CAUSE = {
+    "never-cleared graph": "a graph or cache that is never cleared grows memory and "
+    "live objects with every step: look at traced_mb and objects, they stay flat",
+    "leak": "a leak shows in memory, and mystery 2's memory is flat; besides, a leak "
+    "does not make a phase slower",
+    "allocation": "a debug allocator taxes every phase that allocates, from the "
+    "first step on, and does not grow in jumps: compare with the forward control",
+    "subnormals": "values decaying into the subnormal range make a ramp, gradual; "
+    "this phase jumps once per epoch and is flat in between (look at the per-step "
+    "timeline, not per-epoch sums), and count_subnormal finds none",
+}
+
+
+def _normalized(text) -> str:
+    return " ".join(str(text).strip().lower().replace("_", " ").split())
+
+
+def check_mystery(fn) -> CheckResult:
+    """``fn()`` → ``(cause, phase)`` for mystery 2: ``cause`` one of
+    ``cnnbook.diagnostics.SUSPECTS``, ``phase`` the phase of ``fit`` whose time grows
+    (``"forward"``, ``"backward"`` or ``"update"``). Case and spacing do not matter.
+    """
+    require_function("mystery", fn)
+    name = getattr(fn, "__name__", "mystery")
+
+    def fail(text):
+        return CheckResult("mystery", False, f"✗ {name}: {text}")
+
+    try:
+        answer = fn()
+    except NotImplementedError:
+        return fail("not implemented yet — your turn!")
+    except Exception as err:  # the reader's code may raise anything
+        return fail(f"raised {type(err).__name__}: {err}")
+    if not isinstance(answer, (tuple, list)) or len(answer) != 2:
+        return fail(
+            "return two strings, (cause, phase), e.g. "
+            f"('leak', 'forward'); got {answer!r}"
+        )
+    cause, phase = (_normalized(a) for a in answer)
+    if cause not in _CAUSES:
+        return fail(f"{answer[0]!r} is not a suspect: name one of {', '.join(_CAUSES)}")
+    if phase not in _PHASES:
+        return fail(f"{answer[1]!r} is not a phase of fit: one of {_PHASES}")
+    if phase != "update":
+        return fail(
+            f"the {phase} phase stays flat in mystery 2: compare the per-step times "
+            "of all three phases (forward is the control, but the culprit need not "
+            "be backward)\n  hint: which phase's growth ratio is above 1.2?"
+        )
+    if cause != "instrumentation":
+        return fail(
+            f"the update phase grows, but not from {cause}\n  hint: "
+            + _WRONG_CAUSE[cause]
+        )
+    return CheckResult(
+        "mystery",
+        True,
+        f"✓ {name}: instrumentation in the update phase — a check registered once "
+        "per epoch and never removed (a staircase with flat memory).",
+    )
+
+
+# --------------------------------------------------------------------------------------
+# 9.2: the first subnormal step of a decaying value
+# --------------------------------------------------------------------------------------
+
+
+def _first_subnormal_by_simulation(start, beta, dtype) -> int:
+    v, b = dtype.type(start), dtype.type(beta)
+    tiny = np.finfo(dtype).smallest_normal
+    step = 0
+    while v >= tiny:
+        v = dtype.type(v * b)
+        step += 1
+    return step
+
+
+def _first_subnormal_cases():
+    cases = []
+    for start, beta, dtype, hint in [
+        (1.0, 0.9, np.float32, "solve start * beta**t < smallest normal for t"),
+        (
+            1.0,
+            0.9,
+            np.float64,
+            "use the smallest normal of the given dtype: float64's is 2**-1022",
+        ),
+        (1e-3, 0.9, np.float32, "the value starts at `start`, not at 1"),
+        (
+            0.5,
+            0.5,
+            np.float32,
+            "count the first step at which the value is *below* the smallest normal"
+            " (2**-126 itself is normal): t is the smallest integer with "
+            "start * beta**t < 2**-126",
+        ),
+        (3e-2, 0.99, np.float32, ""),
+        (1.0, 0.5, np.float64, ""),
+        (0.25, 0.8, np.float64, ""),
+    ]:
+        dt = np.dtype(dtype)
+        expected = _first_subnormal_by_simulation(start, beta, dt)
+        cases.append(Case((start, beta, dt), expected, hint=hint))
+    return cases
+
+
+def check_first_subnormal_step(fn) -> CheckResult:
+    """``fn(start, beta, dtype)`` → the first step ``t`` (an ``int``) at which
+    ``start * beta**t``, computed by multiplying by ``beta`` once per step in
+    ``dtype``, is below ``np.finfo(dtype).smallest_normal``: subnormal (or zero).
+    ``dtype`` is a ``np.dtype`` (float32 or float64); ``0 < beta < 1``, ``start``
+    normal and positive.
+    """
+    require_function("first_subnormal_step", fn)
+
+    def as_int(start, beta, dtype):
+        t = fn(start, beta, dtype)
+        if isinstance(t, (float, np.floating)) and float(t).is_integer():
+            return int(t)  # 829.0 is the right number, even if not an int
+        return t
+
+    as_int.__name__ = getattr(fn, "__name__", "first_subnormal_step")
+    return run_cases("first_subnormal_step", as_int, _first_subnormal_cases())
+
+
+def _closed_form(start, beta, dtype) -> int:
+    """The derivation's answer (used by the tests): the smallest integer t with
+    start * beta**t < tiny."""
+    tiny = float(np.finfo(dtype).smallest_normal)
+    t = math.log(tiny / start) / math.log(beta)
+    return math.floor(t) + 1
+
+
+# --------------------------------------------------------------------------------------
+# 9.3, 9.4
+# --------------------------------------------------------------------------------------
 def _subnormal_count(x: np.ndarray) -> int:
     info = np.finfo(x.dtype)
     return int(sum(1 for v in x.ravel() if v != 0 and abs(v) < info.smallest_normal))
