@@ -23,6 +23,8 @@ Compiled rungs (numba; ``pip install numba``): ``conv2d(..., kernel=...)`` and
                    (``numba.set_num_threads``),
   ``"joined"``     stride 1: the reordered loops with all output rows joined into one
                    long row,
+  ``"rows"``       forward only, stride 1: "joined" with a kernel row's taps summed
+                   in registers (the default path's forward),
 
 and, forward only, the safety-vs-speed variants of the reordered kernel:
 ``"boundscheck"``, ``"raise"`` (a check that can raise inside the innermost loop),
@@ -644,7 +646,7 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, kernel="reordered")
         x, w, b, stride, padding, dilation, "fast.conv2d"
     )
     n, f = x.shape[0], w.shape[0]
-    if kernel == "joined":
+    if kernel in ("joined", "rows"):
         _require_stride_one(kernel, (sh, sw))
         wp = xp.shape[3]
         out_wide = np.empty((n, f, ho * wp), dtype=xp.dtype)
@@ -696,8 +698,9 @@ def conv2d_backward(
         dout_wide = dout_wide.reshape(*dout.shape[:2], ho * wp)
         if need_dx:
             fn(dout_wide, xp, w, dxp, dw_parts, db_parts, (ho - 1) * wp + wo, dh, dw)
-        else:  # half the work: the first layer of a network needs no dx
-            _JOINED_DW(dout_wide, xp, w, dw_parts, db_parts, (ho - 1) * wp + wo, dh, dw)
+        else:  # the first layer of a network needs no dx: dw and db only
+            dw_only = _dw_kernel(w.shape[3])
+            dw_only(dout_wide, xp, w, dw_parts, db_parts, (ho - 1) * wp + wo, dh, dw)
     else:
         fn(dout, xp, w, dxp, dw_parts, db_parts, sh, sw, dh, dw)
     return (
@@ -855,3 +858,118 @@ def max_pool2d_backward_indices(dout, indices, x_shape, dtype):
         dx,
     )
     return dx.reshape(x_shape)
+
+
+_KW = 3  # the kernel width _forward_rows is compiled for: replaced per width
+
+
+def _forward_rows(xp, w, b, out_wide, L, dh, dw):
+    """:func:`_forward_joined` with the taps of one kernel row summed in registers.
+
+    For each kernel row ``i`` one pass over the joined output row adds all ``kW`` taps
+    (``_KW``, a compile-time constant, so the tap loop unrolls and the loop over ``k``
+    vectorizes): a load and a store of the output per kernel *row*, not per tap.
+    """
+    N, F = out_wide.shape[0], out_wide.shape[1]
+    C, kH = w.shape[1], w.shape[2]
+    Wp = xp.shape[3]
+    x_rows = xp.reshape(N, C, xp.shape[2] * Wp)
+    for n in range(N):
+        for f in range(F):
+            o = out_wide[n, f]
+            o[:] = b[f]
+            for c in range(C):
+                xr = x_rows[n, c]
+                for i in range(kH):
+                    base = i * dh * Wp
+                    wr = w[f, c, i]
+                    for k in range(L):
+                        acc = o[k]
+                        for j in range(_KW):
+                            acc += wr[j] * xr[_index(base + j * dw + k)]
+                        o[k] = acc
+
+
+_ROWS = {}  # kernel width -> _forward_rows compiled with _KW = that width
+
+
+def _forward_rows_any(xp, w, b, out_wide, L, dh, dw):
+    """Run :func:`_forward_rows` compiled for ``w``'s kernel width (once per width)."""
+    kw = w.shape[3]
+    if kw not in _ROWS:
+        if numba is None:
+            raise ImportError(_NUMBA_MISSING)
+        fn = types.FunctionType(
+            _forward_rows.__code__,
+            {**_forward_rows.__globals__, "_KW": kw},
+            f"_forward_rows_kw{kw}",
+        )
+        fn.__qualname__ = fn.__name__
+        _ROWS[kw] = numba.njit(cache=True)(fn)
+    _ROWS[kw](xp, w, b, out_wide, L, dh, dw)
+
+
+KERNELS["rows"] = _forward_rows_any  # stride 1 only, like "joined"
+
+
+def _backward_rows_dw(dout_wide, xp, w, dw_parts, db_parts, L, dh, dw):
+    """:func:`_backward_joined_dw` with a kernel row's taps summed in one pass.
+
+    One pass over the joined rows per kernel row ``i`` keeps ``kW`` sums (``_KW`` <= 5,
+    a compile-time constant: the unused sums are compiled away), so each ``dout``
+    value is loaded once for all the row's taps instead of once per tap.
+    """
+    N, F = dout_wide.shape[0], dout_wide.shape[1]
+    C, kH = w.shape[1], w.shape[2]
+    Wp = xp.shape[3]
+    x_rows = xp.reshape(N, C, xp.shape[2] * Wp)
+    zero = np.zeros(1, dtype=xp.dtype)[0]
+    for n in range(N):
+        for f in range(F):
+            g_row = dout_wide[n, f]
+            for k in range(L):
+                db_parts[0, f] += g_row[k]
+            for c in range(C):
+                xr = x_rows[n, c]
+                for i in range(kH):
+                    b0 = i * dh * Wp
+                    a0 = a1 = a2 = a3 = a4 = zero
+                    for k in range(L):
+                        g = g_row[k]
+                        a0 += g * xr[_index(b0 + k)]
+                        if _KW > 1:
+                            a1 += g * xr[_index(b0 + dw + k)]
+                        if _KW > 2:
+                            a2 += g * xr[_index(b0 + 2 * dw + k)]
+                        if _KW > 3:
+                            a3 += g * xr[_index(b0 + 3 * dw + k)]
+                        if _KW > 4:
+                            a4 += g * xr[_index(b0 + 4 * dw + k)]
+                    part = dw_parts[0, f, c, i]
+                    part[0] += a0
+                    if _KW > 1:
+                        part[1] += a1
+                    if _KW > 2:
+                        part[2] += a2
+                    if _KW > 3:
+                        part[3] += a3
+                    if _KW > 4:
+                        part[4] += a4
+
+
+_ROWS_DW = {}  # kernel width (<= 5) -> _backward_rows_dw compiled for it
+
+
+def _dw_kernel(kw):
+    """The dw/db-only kernel for kernel width ``kw``: "rows" up to 5, else joined."""
+    if kw > 5:
+        return _JOINED_DW
+    if kw not in _ROWS_DW:
+        fn = types.FunctionType(
+            _backward_rows_dw.__code__,
+            {**_backward_rows_dw.__globals__, "_KW": kw},
+            f"_backward_rows_dw_kw{kw}",
+        )
+        fn.__qualname__ = fn.__name__
+        _ROWS_DW[kw] = numba.njit(cache=True, fastmath={"reassoc"})(fn)
+    return _ROWS_DW[kw]

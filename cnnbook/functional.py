@@ -22,8 +22,9 @@ Conventions shared by all functions:
 The convolution is the batched im2col form ``W(F, C·kH·kW) @ cols(N, C·kH·kW, Ho·Wo)``
 (:func:`conv2d_im2col`): one matrix product per batch, with ``cols`` gathered from
 strided views of the (padded) input. Where numba is installed, :func:`conv2d` runs
-stride-1 convolutions with Chapter 8's fastest measured rung instead, compiled loops
-(``cnnbook.fast``, kernel ``"joined"``); ``method="im2col"`` forces the NumPy path.
+stride-1 convolutions with Chapter 8's compiled loops instead (``cnnbook.fast``,
+kernel ``"rows"`` forward, ``"joined"`` backward); ``method="im2col"`` forces the NumPy
+path.
 """
 
 from __future__ import annotations
@@ -260,14 +261,17 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="
                                    * xpad[n, c, oh*s + i*d, ow*s + j*d]
 
     ``method``: ``"im2col"`` (:func:`conv2d_im2col`), ``"numba"`` (Chapter 8's
-    compiled loops, stride 1) or ``"auto"`` (the compiled loops where they apply).
+    compiled loops, stride 1: ``cnnbook.fast``'s ``"rows"`` kernel, which measured
+    fastest on the seed layers and on shape B of the benchmark, 2-4× the ``"joined"``
+    rung, on the AVX2 Zen 3 machine) or ``"auto"`` (the compiled loops where they
+    apply).
     ``gemm``: the matrix product of the im2col path (Chapter 10).
     """
     x, w, b = check_conv_args(x, w, b, "conv2d")
     if _use_compiled(method, gemm, x, w, b, stride, "conv2d"):
         from .fast import conv2d as compiled  # lazy: cnnbook.fast imports this module
 
-        return compiled(x, w, b, stride, padding, dilation, kernel="joined")
+        return compiled(x, w, b, stride, padding, dilation, kernel="rows")
     if gemm is not None:
         return _conv2d_gemm(x, w, b, stride, padding, dilation, gemm)
     return conv2d_im2col(x, w, b, stride, padding, dilation)

@@ -297,3 +297,47 @@ def test_max_pool_kernels_equal_naive(shape, args, dtype):
     np.testing.assert_array_equal(
         idx, F.max_pool2d_with_indices(x, *args, method="numpy")[1]
     )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_rows_forward_kernel_equals_naive(case, dtype):
+    """The default path's forward ("rows": a kernel row's taps unrolled)."""
+    if _strided_joined("joined", case["geometry"]):
+        with pytest.raises(ValueError, match="stride 1 only"):
+            fast.conv2d(case["x"], case["w"], stride=2, kernel="rows")
+        return
+    x, w, b = (a.astype(dtype) for a in (case["x"], case["w"], case["b"]))
+    out = fast.conv2d(x, w, b, *case["geometry"], kernel="rows")
+    assert out.dtype == dtype and out.shape == case["out"].shape
+    tol = dict(rtol=0, atol=1e-10) if dtype == np.float64 else F32_TOL
+    np.testing.assert_allclose(out, case["out"], **tol)
+    np.testing.assert_allclose(
+        fast.conv2d(x, w, None, *case["geometry"], kernel="rows"),
+        case["out"] - case["b"][None, :, None, None],
+        **tol,
+    )
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("kw", [1, 2, 3, 4, 5, 6, 7])
+def test_rows_kernels_for_every_kernel_width(kw, dtype):
+    """ "rows" forward and the dw-only backward are compiled per kernel width (dw-only:
+    up to 5, the joined kernel beyond): each width equals the loops."""
+    rng = np.random.default_rng(kw)
+    x = rng.standard_normal((2, 2, 7, 9 + 2 * kw)).astype(dtype)
+    w = rng.standard_normal((3, 2, 2, kw)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    geo = (1, (1, kw // 2), (1, 2))  # stride, padding, dilation
+    tol = dict(rtol=0, atol=1e-10) if dtype == np.float64 else F32_TOL
+    ref = naive.conv2d(x.astype(np.float64), w.astype(np.float64), b, *geo)
+    np.testing.assert_allclose(fast.conv2d(x, w, b, *geo, kernel="rows"), ref, **tol)
+    dout = rng.standard_normal(ref.shape)
+    _, dw_ref, db_ref = naive.conv2d_backward(
+        dout, x.astype(np.float64), w.astype(np.float64), *geo
+    )
+    dx, dw, db = fast.conv2d_backward(
+        dout.astype(dtype), x, w, *geo, kernel="joined", need_dx=False
+    )
+    assert dx is None and dw.dtype == dtype
+    np.testing.assert_allclose(dw, dw_ref, **tol)
+    np.testing.assert_allclose(db, db_ref, **tol)
