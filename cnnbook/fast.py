@@ -747,14 +747,17 @@ def _max_pool_forward(x, out, indices, kh, kw, sh, sw, ph, pw):
 
 
 def _max_pool_forward_2x2(x, out, indices, sh, sw):
-    """:func:`_max_pool_forward` for 2×2 windows that lie inside a NaN-free input.
+    """:func:`_max_pool_forward` for 2×2 windows that lie inside the input.
 
     The four comparisons written out (no loops of length 2, no clipping, no NaN test:
-    each of those measured several times slower); ties to the first, as above.
+    each of those measured several times slower); ties to the first, as above. Returns
+    the sum of all window values: when it is not finite, a window may hold a NaN
+    (or the sum overflowed), and the caller runs the general kernel instead.
     """
     N, C, H, W = x.shape
     Ho, Wo = out.shape[2], out.shape[3]
     one = _index(1)
+    total = np.zeros(1, dtype=x.dtype)[0]
     for n in range(N):
         for c in range(C):
             for oh in range(Ho):
@@ -774,6 +777,10 @@ def _max_pool_forward_2x2(x, out, indices, sh, sw):
                         best, where = v, q + W + 1
                     out[n, c, oh, ow] = best
                     indices[n, c, oh, ow] = where
+                    total += (x[n, c, r, s] + x[n, c, r, s + one]) + (
+                        x[n, c, r + one, s] + v
+                    )
+    return total
 
 
 def _max_pool_backward(dout, indices, dx_planes):
@@ -832,14 +839,15 @@ def max_pool2d_with_indices(x, kernel_size, stride=None, padding=0, ceil_mode=Fa
     indices = np.empty(out.shape, dtype=np.int64)
     inside = (ph, pw) == (0, 0) and (ho - 1) * sh + 2 <= x.shape[2]
     inside = inside and (wo - 1) * sw + 2 <= x.shape[3]
-    # A finite sum proves there is no NaN (an inf or overflow merely takes the
-    # general kernel).
-    with np.errstate(over="ignore", invalid="ignore"):
-        finite = bool(np.isfinite(x.sum()))
-    if (kh, kw) == (2, 2) and inside and finite:
-        _POOL_FORWARD_2X2(x, out, indices, sh, sw)
-    else:
-        general(x, out, indices, kh, kw, sh, sw, ph, pw)
+    # A finite sum of the windows proves that they hold no NaN (an inf or an
+    # overflow merely takes the general kernel).
+    if (
+        (kh, kw) == (2, 2)
+        and inside
+        and np.isfinite(_POOL_FORWARD_2X2(x, out, indices, sh, sw))
+    ):
+        return out, indices
+    general(x, out, indices, kh, kw, sh, sw, ph, pw)
     return out, indices
 
 
