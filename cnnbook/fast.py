@@ -693,8 +693,9 @@ def conv2d_backward(
     if kernel == "joined":
         _require_stride_one(kernel, (sh, sw))
         (ho, wo), wp = out_hw, xp.shape[3]
-        dout_wide = np.zeros((*dout.shape[:3], wp), dtype=xp.dtype)
-        dout_wide[..., :wo] = dout  # the thrown-away positions get zero gradient
+        dout_wide = np.empty((*dout.shape[:3], wp), dtype=xp.dtype)
+        dout_wide[..., :wo] = dout
+        dout_wide[..., wo:] = 0  # the thrown-away positions get zero gradient
         dout_wide = dout_wide.reshape(*dout.shape[:2], ho * wp)
         if need_dx:
             fn(dout_wide, xp, w, dxp, dw_parts, db_parts, (ho - 1) * wp + wo, dh, dw)
