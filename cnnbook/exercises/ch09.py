@@ -200,8 +200,7 @@ def check_mystery(fn) -> CheckResult:
     return CheckResult(
         "mystery",
         True,
-        f"✓ {name}: instrumentation in the update phase — a check registered once "
-        "per epoch and never removed (a staircase with flat memory).",
+        f"✓ {name}: instrumentation in the update phase (a check added per epoch).",
     )
 
 
