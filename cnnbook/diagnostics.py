@@ -521,7 +521,18 @@ def _epoch_shape(a: np.ndarray, ends: list) -> str | None:
     i, j = np.triu_indices(c.size, 1)
     between = float(np.median((m[j] - m[i]) / (c[j] - c[i])))
     inside = float(np.median(np.concatenate(within)))
-    return "staircase" if between > 0 and inside < 0.5 * between else "ramp"
+    return "staircase" if between > 0 and inside < 0.4 * between else "ramp"
+
+
+def _against(arrays: dict, phase: str) -> np.ndarray:
+    """``phase`` divided by the forward control (scaled back to its median), when
+    there is a flat forward series: a machine that drifts slows both alike."""
+    a, control = arrays[phase], arrays.get("forward")
+    if phase == "forward" or control is None or np.any(control <= 0):
+        return a
+    if _phase_growth(control)[1]:  # a growing control controls nothing
+        return a
+    return a / control * float(np.median(control))
 
 
 def _epoch_ends_of(series, epochs, n: int):
@@ -585,7 +596,7 @@ def diagnose(series, epochs=None) -> Diagnosis:
       automatically), with at least 3 epochs of at least 6 steps: a growing phase
       is a ``"staircase"`` when its slope *within* the epochs (the median of all
       pairwise slopes between steps of the same epoch, Theil-Sen style) is less
-      than half its slope *between* them (the median pairwise slope of the epochs'
+      than 0.4 of its slope *between* them (the median pairwise slope of the epochs'
       medians against their centres), else a ``"ramp"``. A ramp has the same slope
       within and between; a cost added once per epoch has none within. This test
       uses where the events are, and is far more robust to noise than the blind
@@ -625,7 +636,7 @@ def diagnose(series, epochs=None) -> Diagnosis:
     for phase in phases:
         ratio, grows = _phase_growth(arrays[phase])
         growth_of[phase] = ratio
-        shape = _epoch_shape(arrays[phase], ends) if ends else None
+        shape = _epoch_shape(_against(arrays, phase), ends) if ends else None
         pattern[phase] = (shape or _shape(arrays[phase])) if grows else "flat"
         if grows:
             growing.append(phase)
