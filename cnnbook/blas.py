@@ -717,7 +717,7 @@ def gemm_register(A, B, C, alpha, beta, mc, kc, nc):
     """Step 4, register blocking in the cache blocks of step 3, without copies: the
     micro-kernel reads ``A[i0:i0+MR, p]`` (MR rows, k floats apart) and ``B[p,
     j0:j0+NR]`` (one row piece per step p, n floats apart) where they are. The strips
-    of C narrower than a tile go through :func:`edge_update`."""
+    of C narrower than a tile go through ``edge_update``."""
     m, k = A.shape
     n = B.shape[1]
     scale(C, beta)
