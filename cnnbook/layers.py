@@ -338,7 +338,9 @@ class Linear(Layer):
             "Linear", "feature", in_features=in_features, out_features=out_features
         )
         self.gemm = gemm
-        # Var(W) = gain / fan_in: 2 makes up for the ReLU that follows, 1 without one.
+        # Var(W) = gain / fan_in: gain 2 ("he") when a ReLU follows, as PyTorch names
+        # it (the derivation's 2 is for a ReLU that feeds the layer); 1 ("lecun")
+        # otherwise.
         gain = one_of(init, {"he": 2.0, "lecun": 1.0}, "init", "Linear")
         std = np.sqrt(gain / self.in_features)
         weight = _as_rng(rng).standard_normal((self.out_features, self.in_features))

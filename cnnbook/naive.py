@@ -56,6 +56,8 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
     x, w, b = check_conv_args(x, w, b, "conv2d")
     N, C, H, W = x.shape
     F, _, kH, kW = w.shape
+    # conv_geometry validates the arguments; its output size is not used here, so the
+    # listing shows the size computed by the formula itself, conv_output_size.
     _, (sH, sW), (pH, pW), (dH, dW), _ = conv_geometry(
         x.shape, (kH, kW), stride, padding, dilation
     )
@@ -75,9 +77,9 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1):
                                 # image, tap i sits i*d further; minus the
                                 # padding: the row of x. Same for columns.
                                 r = oh * sH + i * dH - pH
-                                s = ow * sW + j * dW - pW
-                                if 0 <= r < H and 0 <= s < W:  # else padding: 0
-                                    total += x[n, c, r, s] * w[f, c, i, j]
+                                q = ow * sW + j * dW - pW
+                                if 0 <= r < H and 0 <= q < W:  # else padding: 0
+                                    total += x[n, c, r, q] * w[f, c, i, j]
                     out[n, f, oh, ow] = total
     return out
 
@@ -139,9 +141,9 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
                     best = -math.inf
                     for i in range(kH):
                         for j in range(kW):
-                            r, s = oh * sH + i - pH, ow * sW + j - pW
-                            if 0 <= r < H and 0 <= s < W:
-                                best = max(best, x[n, c, r, s])
+                            r, q = oh * sH + i - pH, ow * sW + j - pW
+                            if 0 <= r < H and 0 <= q < W:
+                                best = max(best, x[n, c, r, q])
                     out[n, c, oh, ow] = best
     return out
 
