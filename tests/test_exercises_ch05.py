@@ -92,18 +92,29 @@ def p_max(z, T):
     return F.softmax(np.asarray(z, dtype=np.float64) / T).max()
 
 
-def bisect(z, p, steps=80):
-    lo, hi = math.log(1e-3), math.log(1e3)  # p_max falls as log T grows
+def bisect(z, p, steps=80, bracket=None):
+    if bracket is None:  # scale with the logits' gap, widen until it holds p
+        gap = float(np.ptp(z))
+        lo, hi = gap / 2, gap * 2
+        while p_max(z, hi) > p:
+            hi *= 2
+        while p_max(z, lo) < p:
+            lo /= 2
+        bracket = (lo, hi)
+    lo, hi = math.log(bracket[0]), math.log(bracket[1])  # p_max falls as log T grows
     for _ in range(steps):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if p_max(z, math.exp(mid)) > p else (lo, mid)
     return math.exp((lo + hi) / 2)
 
 
-def brent(z, p):  # alternative: scipy's root finder on log T
+def brent(z, p):  # alternative: scipy's root finder on log T, around the logits' gap
     scipy_optimize = pytest.importorskip("scipy.optimize")
+    u0 = math.log(float(np.ptp(z)))
     return math.exp(
-        scipy_optimize.brentq(lambda u: p_max(z, math.exp(u)) - p, -8, 8, xtol=1e-14)
+        scipy_optimize.brentq(
+            lambda u: p_max(z, math.exp(u)) - p, u0 - 12, u0 + 12, xtol=1e-14
+        )
     )
 
 
@@ -119,6 +130,10 @@ def test_temperature_correct_solutions_pass():
         (lambda z, p: -bisect(z, p), "positive, finite"),
         (lambda z, p: 0.0, "positive, finite"),
         (lambda z, p: bisect(z, p, steps=8), "keep bisecting"),
+        (
+            lambda z, p: bisect(z, p, bracket=(1e-3, 1e3)),
+            "scale it with the logits' gap",
+        ),
         (lambda z, p: 1.0, "falls steadily"),
         (lambda z, p: "hot", "expected a number"),
     ],

@@ -106,6 +106,7 @@ _TEMPERATURE_CASES = [
     (np.array([1000.0, 999.0, 0.0]), 0.6),
     (np.array([0.1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]), 0.99),
     (np.array([-3.0, 4.0, 1.0, 2.5]), 0.3),
+    (np.array([5000.0, 0.0, 0.0]), 0.4),  # T ≈ 1.7e4: outside a fixed [1e-3, 1e3]
 ]
 
 
@@ -149,6 +150,12 @@ def check_temperature_for(fn) -> CheckResult:
                 "you returned 1/T: the logits are *divided* by the temperature, "
                 "softmax(z / T)"
             )
+        elif min(abs(math.log(T / edge)) for edge in (1e-3, 1e3)) < 1e-3:
+            hint = (
+                "T sits at the edge of a fixed bracket [1e-3, 1e3]: scale it with the "
+                "logits' gap (T grows with max − second largest), or keep doubling hi "
+                "until softmax(z / hi).max() < p_max"
+            )
         elif abs(got - p) <= 1e-2:
             hint = (
                 "close, but not within 1e-6: keep bisecting (each step halves the "
@@ -157,7 +164,7 @@ def check_temperature_for(fn) -> CheckResult:
         else:
             hint = (
                 "the largest probability falls steadily from 1 (T → 0) to 1/K (T → ∞): "
-                "bracket T, for example in [1e-3, 1e3], and bisect (on log T)"
+                "bracket T (scale it with the logits' gap) and bisect on log T"
             )
         return fail(
             f"{where}softmax(z / T).max() = {got:.6g} for T = {T:.6g}, "
