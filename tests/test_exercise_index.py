@@ -85,3 +85,11 @@ def test_a_misregistered_exercise_is_refused():
         Exercise("1.1", "t", "hard", "prediction", "s", "check_x", "ex01-x")
     with pytest.raises(ValueError, match="kind"):
         Exercise("1.1", "t", "easy", "retype", "s", "check_x", "ex01-x")
+
+
+@pytest.mark.parametrize("number", sorted(NOTEBOOKS), ids=lambda n: f"chapter{n:02d}")
+def test_three_exercises_per_chapter_two_that_need_thought(number):
+    listed = REGISTRY.get(number, [])
+    assert len(listed) >= 3, f"chapter {number} has {len(listed)} exercises"
+    thought = [ex.number for ex in listed if ex.needs_thought]
+    assert len(thought) >= 2, f"chapter {number}: only {thought} need thought"
