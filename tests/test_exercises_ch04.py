@@ -5,11 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from cnnbook import exercises
+from cnnbook import exercises, naive
 from cnnbook.exercises import (
     check_ceil_mode_size,
     check_commutes_with_max_pool,
-    check_max_pool_single,
+    check_max_pool_picks,
 )
 from cnnbook.exercises.ch04 import CANDIDATES, EXERCISES
 
@@ -118,98 +118,65 @@ def test_commutes_mistakes_get_their_hints(answer, hint):
     assert hint in result.message, result.message
 
 
-# --- max_pool_single ------------------------------------------------------------------
+# --- max_pool_picks -------------------------------------------------------------------
 
 
-def pool_loops(x, k, stride):
+def picks_loops(x, k, stride, tie="first", add=True):
+    counts = np.zeros(x.shape)
     h, w = x.shape
-    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    out = np.full((ho, wo), -np.inf)
-    for i in range(ho):
-        for j in range(wo):
-            for di in range(k):
-                for dj in range(k):
-                    out[i, j] = max(out[i, j], x[i * stride + di, j * stride + dj])
-    return out
+    for i in range(0, h - k + 1, stride):
+        for j in range(0, w - k + 1, stride):
+            best, where = -math.inf, []
+            for a in range(i, i + k):
+                for b in range(j, j + k):
+                    if x[a, b] > best:
+                        best, where = x[a, b], [(a, b)]
+                    elif x[a, b] == best:
+                        where.append((a, b))
+            if tie == "first":
+                where = where[:1]
+            elif tie == "last":
+                where = where[-1:]
+            for a, b in where:
+                share = 1 / len(where) if tie == "split" else 1
+                counts[a, b] = counts[a, b] + share if add else 1
+    return counts
 
 
-def pool_views(x, k, stride):
-    h, w = x.shape
-    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    views = [
-        x[
-            di : di + stride * (ho - 1) + 1 : stride,
-            dj : dj + stride * (wo - 1) + 1 : stride,
-        ]
-        for di in range(k)
-        for dj in range(k)
-    ]
-    return np.maximum.reduce(views)
+def picks_by_backward(x, k, stride):  # alternative: the package's backward, dout = 1
+    ho, wo = (x.shape[0] - k) // stride + 1, (x.shape[1] - k) // stride + 1
+    ones = np.ones((1, 1, ho, wo))
+    return naive.max_pool2d_backward(ones, x[None, None], k, stride)[0, 0]
 
 
-def pool_zero_start(x, k, stride):
-    h, w = x.shape
-    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    out = np.zeros(
-        (ho, wo)
-    )  # a running maximum that starts at 0: wrong for negative windows
-    for i in range(ho):
-        for j in range(wo):
-            for di in range(k):
-                for dj in range(k):
-                    out[i, j] = max(out[i, j], x[i * stride + di, j * stride + dj])
-    return out
-
-
-def pool_ignores_stride(x, k, stride):
-    return pool_loops(x, k, k)
-
-
-def pool_reshape(x, k, stride):
-    h, w = x.shape  # only right when k == stride and k divides H and W
-    return x.reshape(h // k, k, w // k, k).max(axis=(1, 3))
-
-
-def pool_mean(x, k, stride):
-    h, w = x.shape
-    ho, wo = (h - k) // stride + 1, (w - k) // stride + 1
-    return np.array(
-        [
-            [
-                x[i * stride : i * stride + k, j * stride : j * stride + k].mean()
-                for j in range(wo)
-            ]
-            for i in range(ho)
-        ]
-    )
-
-
-@pytest.mark.parametrize("right", [pool_loops, pool_views])
-def test_max_pool_single_accepts_correct(right):
-    result = check_max_pool_single(right)
+@pytest.mark.parametrize("right", [picks_loops, picks_by_backward])
+def test_max_pool_picks_accepts_correct(right):
+    result = check_max_pool_picks(right)
     assert result, result.message
-
-
-@pytest.mark.parametrize(
-    "wrong", [pool_zero_start, pool_ignores_stride, pool_reshape, pool_mean]
-)
-def test_max_pool_single_rejects(wrong):
-    result = check_max_pool_single(wrong)
-    assert not result
-    assert result.message.startswith("✗")
-
-
-def test_max_pool_single_hint_for_zero_start():
-    assert "-inf" in check_max_pool_single(pool_zero_start).message
 
 
 @pytest.mark.parametrize(
     "wrong, hint",
     [
-        (pool_zero_start, "start at -inf"),
-        (pool_ignores_stride, "overlapping windows"),
+        (lambda x, k, s: picks_loops(x, k, s, tie="split"), "a tie is not split"),
+        (lambda x, k, s: picks_loops(x, k, s, tie="all"), "one pixel only"),
+        (lambda x, k, s: picks_loops(x, k, s, tie="last"), "not the last"),
+        (lambda x, k, s: picks_loops(x, k, s, add=False), "gradients add up"),
+        (lambda x, k, s: picks_loops(x, k, k), "window (i, j) starts at row"),
+        (lambda x, k, s: np.zeros((2, 2)), "the shape of x"),
+        (lambda x, k, s: np.ones(x.shape), "walk the windows"),
     ],
 )
-def test_max_pool_single_hints(wrong, hint):
-    result = check_max_pool_single(wrong)
+def test_max_pool_picks_mistakes_get_their_hints(wrong, hint):
+    result = check_max_pool_picks(wrong)
+    assert not result
     assert hint in result.message, result.message
+
+
+def test_max_pool_picks_stub_and_crash():
+    def stub(x, k, s):
+        raise NotImplementedError
+
+    assert "not implemented yet" in check_max_pool_picks(stub).message
+    result = check_max_pool_picks(lambda x, k, s: x[99])
+    assert not result and "IndexError" in result.message

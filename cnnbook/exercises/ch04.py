@@ -14,7 +14,7 @@ from ._core import Case, CheckResult, Exercise, describe, require_function, run_
 __all__ = [
     "check_ceil_mode_size",
     "check_commutes_with_max_pool",
-    "check_max_pool_single",
+    "check_max_pool_picks",
 ]
 
 EXERCISES = [
@@ -38,12 +38,12 @@ EXERCISES = [
     ),
     Exercise(
         "4.3",
-        "Max pooling of one feature map",
-        "easy",
-        "implementation",
-        "window loops, the running maximum",
-        "check_max_pool_single",
-        "ex04-max-pool-single",
+        "Where does the gradient go?",
+        "medium",
+        "prediction",
+        "max-pool backward: ties, overlapping windows, gradients that add up",
+        "check_max_pool_picks",
+        "ex04-picks",
     ),
 ]
 
@@ -182,59 +182,91 @@ def check_commutes_with_max_pool(fn) -> CheckResult:
 
 
 # ----------------------------------------------------------------------------------
-# 4.3 Max pooling of one feature map
+# 4.3 Where does the gradient go?
 # ----------------------------------------------------------------------------------
 
 
-def _max_pool_single(x: np.ndarray, k: int, s: int) -> np.ndarray:
+def _window_starts(x: np.ndarray, k: int, s: int):
     h, w = x.shape
-    ho, wo = _pool_size(h, k, s, 0), _pool_size(w, k, s, 0)
-    out = np.empty((ho, wo), dtype=x.dtype)
-    for i in range(ho):
-        for j in range(wo):
-            out[i, j] = x[i * s : i * s + k, j * s : j * s + k].max()
-    return out
+    for i in range(_pool_size(h, k, s, 0)):
+        for j in range(_pool_size(w, k, s, 0)):
+            yield i * s, j * s
 
 
-def check_max_pool_single(fn) -> CheckResult:
-    """``fn(x, k, stride)`` → max pooling of one 2-D map ``x: (H, W)`` with a k×k
-    window, no padding.
+def _picks(x: np.ndarray, k: int, s: int, rule: str = "first") -> np.ndarray:
+    """How many windows send their gradient to each pixel, under a tie ``rule``:
+    ``first`` (the right one: strict > in row-major order), ``last``, ``split``
+    (1/m to each of m tied maxima), ``all`` (1 to each), or ``once`` (first, but a
+    pixel counted at most once)."""
+    counts = np.zeros(x.shape)
+    for r0, c0 in _window_starts(x, k, s):
+        window = x[r0 : r0 + k, c0 : c0 + k]
+        tied = np.argwhere(window == window.max())  # row-major order
+        if rule in ("first", "once"):
+            chosen, weight = tied[:1], 1.0
+        elif rule == "last":
+            chosen, weight = tied[-1:], 1.0
+        else:
+            chosen, weight = tied, (1.0 / len(tied) if rule == "split" else 1.0)
+        for a, b in chosen:
+            counts[r0 + a, c0 + b] += weight
+    return np.minimum(counts, 1.0) if rule == "once" else counts
 
-    The output has shape ``((H - k)//stride + 1, (W - k)//stride + 1)``.
-    """
-    rng = np.random.default_rng(4)
+
+_PICKS_HINTS = {
+    "split": "a tie is not split: max pooling's backward sends a window's whole "
+    "gradient to one pixel, the first maximum in row-major order (strict > while "
+    "scanning), as PyTorch and cnnbook do",
+    "all": "a window sends its gradient to one pixel only, even when several tie for "
+    "its maximum: the first one in row-major order",
+    "last": "ties go to the *first* maximum in row-major order (strict >), not the "
+    "last (>=)",
+    "once": "overlapping windows can pick the same pixel, and its gradients add up: "
+    "count every window that picks it, not just whether one does",
+    "stride": "window (i, j) starts at row i*stride, column j*stride: with stride "
+    "smaller than k the windows overlap",
+}
+
+
+def _diagnose_picks(fn, x: np.ndarray, k: int, s: int) -> str:
+    try:
+        got = np.asarray(fn(x.copy(), k, s), dtype=float)
+    except Exception:  # run_cases reports it properly
+        return ""
+    if got.shape != x.shape:
+        return "the answer has one count per *input* pixel: the shape of x"
+    variants = {
+        rule: _picks(x, k, s, rule) for rule in ("split", "all", "last", "once")
+    }
+    variants["stride"] = _picks(x, k, k)
+    for rule, wrong in variants.items():
+        if np.array_equal(got, wrong) and not np.array_equal(wrong, _picks(x, k, s)):
+            return _PICKS_HINTS[rule]
+    return (
+        "walk the windows; in each, find the pixel its maximum comes from (the first "
+        "in row-major order when several tie) and add 1 to that pixel's count"
+    )
+
+
+def check_max_pool_picks(fn) -> CheckResult:
+    """``fn(x, k, stride)`` → for one 2-D map ``x: (H, W)`` and k×k max pooling without
+    padding, how many windows send their gradient to each pixel (the counts max-pool
+    backward adds up for an all-ones ``dout``): an array of the shape of ``x``."""
+    require_function("max_pool_picks", fn)
+    rng = np.random.default_rng(43)
     specs = [
-        (np.arange(16.0).reshape(4, 4), 2, 2, ""),
-        (rng.standard_normal((6, 6)), 2, 2, ""),
-        (
-            -1.0 - rng.random((4, 6)),
-            2,
-            2,
-            "every value here is negative: a running maximum must start at -inf (or "
-            "the first value), not 0",
-        ),
-        (
-            rng.standard_normal((5, 7)),
-            2,
-            2,
-            "when the window does not fit, the last row/column is dropped: floor((H - "
-            "k)/s) + 1 outputs",
-        ),
-        (
-            rng.standard_normal((7, 6)),
-            3,
-            1,
-            "overlapping windows: window (i, j) starts at row i*stride, column "
-            "j*stride",
-        ),
-        (
-            rng.standard_normal((9, 8)),
-            3,
-            2,
-            "window (i, j) starts at row i*stride, column j*stride",
-        ),
+        (np.array([[1, 3, 3, 1], [2, 3, 0, 1], [4, 4, 2, 2], [0, 1, 2, 2]]), 2, 1),
+        (rng.integers(0, 3, (5, 6)), 2, 1),
+        (np.ones((4, 4)), 3, 1),  # one big tie
+        (rng.integers(0, 4, (6, 7)), 3, 2),
+        (rng.integers(-3, 0, (5, 5)), 2, 1),  # negative values
+        (rng.integers(0, 3, (7, 6)), 3, 1),
+        (rng.integers(0, 2, (6, 6)), 2, 2),
     ]
-    cases = [
-        Case((x, k, s), _max_pool_single(x, k, s), hint=hint) for x, k, s, hint in specs
-    ]
-    return run_cases("max_pool_single", fn, cases, rtol=0, atol=0)
+    cases = []
+    for x, k, s in specs:
+        x = x.astype(np.float64)
+        cases.append(
+            Case((x, k, s), _picks(x, k, s), hint=_diagnose_picks(fn, x, k, s))
+        )
+    return run_cases("max_pool_picks", fn, cases, rtol=0, atol=1e-9)
