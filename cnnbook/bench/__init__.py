@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["SECTIONS", "Table", "best_time"]
+__all__ = ["SECTIONS", "Table", "best_time", "best_times"]
 
 # Chapter order. A section module that does not exist yet is skipped silently.
 SECTIONS = ["conv1d", "conv2d", "gemm", "training", "goals"]
@@ -36,21 +36,43 @@ def best_time(
     # steady state.
     fn()
     if number is None:
-        number = 1
-        while True:
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            if time.perf_counter() - start >= min_time or number >= 1 << 20:
-                break
-            number *= 2
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - start) / number)
+        number = _calls_per_round(fn, min_time)
+    return min(_seconds_per_call(fn, number) for _ in range(repeat))
+
+
+def best_times(
+    fns: dict[str, Callable[[], object]], *, rounds: int = 7, min_time: float = 0.02
+) -> dict[str, float]:
+    """Seconds per call of each function in ``fns``, timed **side by side**.
+
+    Each round times every function once and each keeps its fastest round.
+    Interleaving spreads every function's samples over the whole measurement, so a
+    burst of load from another process slows all of them in some rounds instead of one
+    of them in all its rounds: a comparison between them stays fair on a busy machine.
+    """
+    for fn in fns.values():
+        fn()  # warm-up, as in best_time
+    number = {name: _calls_per_round(fn, min_time) for name, fn in fns.items()}
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            best[name] = min(best[name], _seconds_per_call(fn, number[name]))
     return best
+
+
+def _calls_per_round(fn: Callable[[], object], min_time: float) -> int:
+    """How many calls of ``fn`` last at least ``min_time`` seconds (doubling)."""
+    number = 1
+    while _seconds_per_call(fn, number) * number < min_time and number < 1 << 20:
+        number *= 2
+    return number
+
+
+def _seconds_per_call(fn: Callable[[], object], number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - start) / number
 
 
 @dataclass
