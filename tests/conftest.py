@@ -41,6 +41,41 @@ def pytest_configure(config):
         config.option.nbval_sanitize_with = str(HERE / "nbval_sanitize.cfg")
 
 
+def pytest_runtest_setup(item):
+    """Under xdist, with notebooks in the run, keep this worker off the notebooks' core.
+
+    ``chapters/conftest.py`` hands all notebooks to one worker, whose timing claims
+    assume a core of their own; a unit test that runs BLAS or numba on every core for a
+    few seconds would take it (the last red CI run: two timing claims failed that way).
+    So, at its first unit test, a worker that has not run notebooks moves itself (and
+    its children) to all but the first CPU it may use, and its BLAS and numba pools to
+    that many threads. Tests that ask for more threads still get them, time-sliced."""
+    global _kept_off_the_notebooks_core
+    if _kept_off_the_notebooks_core or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    _kept_off_the_notebooks_core = True
+    cpus = sorted(os.sched_getaffinity(0))
+    notebooks = any(".ipynb" in i.nodeid for i in item.session.items)
+    if (
+        len(cpus) < 2
+        or not notebooks
+        or getattr(item.config, "cnnbook_ran_notebooks", 0)
+    ):
+        return
+    os.sched_setaffinity(0, cpus[1:])
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(len(cpus) - 1)  # kept for the rest of the session
+    try:
+        import numba
+    except ImportError:
+        return
+    numba.set_num_threads(min(len(cpus) - 1, numba.config.NUMBA_NUM_THREADS))
+
+
+_kept_off_the_notebooks_core = False
+
+
 def pytest_terminal_summary(terminalreporter):
     """Where the time went, for the CI log (budget: all of .ci/run under 15 minutes).
 
