@@ -26,7 +26,7 @@ import time
 import tracemalloc
 from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Mapping
 
 import numpy as np
@@ -43,6 +43,7 @@ __all__ = [
     "Diagnosis",
     "diagnose",
     "SUSPECTS",
+    "CONTROL",
     "ProfileRow",
     "ProfileComparison",
     "compare_profiles",
@@ -304,6 +305,8 @@ SUSPECTS = (
 )
 MIN_POINTS = 6  # shortest series diagnose() will judge
 GROWTH_THRESHOLD = 1.2  # late/early median ratio from which a phase "grows"
+RELATIVE_THRESHOLD = 1.5  # ... and how much more than its control it must grow
+CONTROL = "forward"  # the control phase: what slows every phase slows it too
 _MEMORY_KEYS = ("traced_mb", "objects")
 _MEMORY_FLOOR = {"traced_mb": 0.25, "objects": 100.0}  # as in the regression guard
 _IGNORED_KEYS = ("peak_mb", "rss_mb")  # peaks and RSS: noisy, and RSS never shrinks
@@ -313,17 +316,25 @@ _IGNORED_KEYS = ("peak_mb", "rss_mb")  # peaks and RSS: noisy, and RSS never shr
 class Diagnosis:
     """What :func:`diagnose` found; see there for the rules."""
 
-    growing: list  # phases whose time grows, in the order given
+    growing: list  # phases whose time grows, and more than the control's
     pattern: dict  # phase -> "flat" | "ramp" | "staircase"
     growth: dict  # phase -> late/early median ratio
     memory_grows: bool  # traced memory or live objects grow (False if not measured)
     suspects: list  # most likely first, drawn from SUSPECTS
     memory_measured: bool = True  # False when no "traced_mb"/"objects" were given
+    relative: dict = field(default_factory=dict)  # phase -> growth over its control
+    drift: bool = False  # the control grows too: the whole step slowed
 
     def __str__(self) -> str:
         lines = []
         for phase, ratio in self.growth.items():
-            lines.append(f"{phase:<12} {self.pattern[phase]:<9} x{ratio:.2f}")
+            line = f"{phase:<12} {self.pattern[phase]:<9} x{ratio:.2f}"
+            if phase in self.relative:
+                control = "the rest" if phase == CONTROL else CONTROL
+                line += f"  (x{self.relative[phase]:.2f} against {control})"
+            lines.append(line)
+        if self.drift:
+            lines.append(f"{CONTROL}, the control, grows too: the whole step slowed")
         memory = (
             ("grows" if self.memory_grows else "flat")
             if self.memory_measured
@@ -415,7 +426,9 @@ def _robust_sigma(d: np.ndarray) -> float:
     return 1.4826 * float(np.median(np.abs(d - np.median(d))))
 
 
-def _phase_growth(a: np.ndarray) -> tuple[float, bool]:
+def _phase_growth(
+    a: np.ndarray, threshold: float = GROWTH_THRESHOLD
+) -> tuple[float, bool]:
     early, late = _windows(a)
     if early == 0:
         ratio = 1.0 if late == 0 else math.inf
@@ -426,7 +439,7 @@ def _phase_growth(a: np.ndarray) -> tuple[float, bool]:
     # of w points must differ by more than about 2.3 of their standard errors.
     w = max(3, a.size // 4)
     noise = _robust_sigma(np.diff(a)) / math.sqrt(2)
-    grows = ratio >= GROWTH_THRESHOLD and late - early > 4 * noise / math.sqrt(w)
+    grows = ratio >= threshold and late - early > 4 * noise / math.sqrt(w)
     return ratio, grows
 
 
@@ -524,13 +537,23 @@ def _epoch_shape(a: np.ndarray, ends: list) -> str | None:
     return "staircase" if between > 0 and inside < 0.4 * between else "ramp"
 
 
-def _against(arrays: dict, phase: str) -> np.ndarray:
-    """``phase`` divided by the forward control (scaled back to its median), when
-    there is a flat forward series: a machine that drifts slows both alike."""
-    a, control = arrays[phase], arrays.get("forward")
-    if phase == "forward" or control is None or np.any(control <= 0):
-        return a
-    if _phase_growth(control)[1]:  # a growing control controls nothing
+def _control_of(arrays: dict, phases: list, phase: str) -> np.ndarray | None:
+    """The series ``phase`` is judged against: the forward pass for every other
+    phase, the sum of the other phases for the forward pass itself; None when
+    there is none (a single phase, or a control with a zero duration)."""
+    if CONTROL not in phases or len(phases) < 2:
+        return None
+    if phase == CONTROL:
+        control = sum(arrays[p] for p in phases if p != CONTROL)
+    else:
+        control = arrays[CONTROL]
+    return control if np.all(control > 0) else None
+
+
+def _against(a: np.ndarray, control: np.ndarray | None) -> np.ndarray:
+    """``a`` divided, step by step, by its control (scaled back to the control's
+    median): a load or clock change that slows the whole step cancels out."""
+    if control is None:
         return a
     return a / control * float(np.median(control))
 
@@ -567,17 +590,32 @@ def diagnose(series, epochs=None) -> Diagnosis:
     :func:`cnnbook.train.fit` is accepted too (``forward_time``, ``backward_time``,
     ``update_time``; seconds per epoch).
 
-    Rules (each robust to timing noise):
+    Rules (each robust to timing noise, and to a machine that slows down):
 
     - **growth**: median of the last ``w`` points over the median of the first ``w``,
       ``w = max(3, n // 4)``; medians, so one slow step (a GC pause, a context
-      switch) decides nothing. A phase is **growing** when that ratio is at least
-      1.2 *and* the rise exceeds what noise could make, ``4 sigma / sqrt(w)``: the
-      noise sigma is estimated from the spread (MAD) of the point-to-point
-      increments, which a trend or a few steps do not inflate.
-    - **pattern**: ``"flat"`` for a phase that does not grow (shrinking included).
+      switch) decides nothing. A phase's time **grows by itself** when that ratio
+      is at least 1.2 *and* the rise exceeds what noise could make,
+      ``4 sigma / sqrt(w)``: the noise sigma is estimated from the spread (MAD) of
+      the point-to-point increments, which a trend or a few steps do not inflate.
+    - **the control**: a busy neighbour core, a clock that drops, a debug allocator
+      slow *every* phase of a step together, so a phase is judged against a
+      control measured at the same steps: every phase against ``"forward"``
+      (:data:`CONTROL`), the forward pass against the sum of the other phases.
+      ``relative`` is the growth (same windows) of the phase's time divided, step
+      by step, by its control's: 1.0 when both drift alike. A phase is
+      **growing** when its time grows by itself *and* grows clearly more than its
+      control's: ``relative`` at least 1.5 (:data:`RELATIVE_THRESHOLD`) and beyond
+      the noise of that quotient. Uniform drift is therefore never growth, while a
+      backward that triples as forward drifts by 1.3 is (``relative`` 2.3). With a
+      single phase, or no ``"forward"``, there is no control: the first rule
+      alone decides. ``drift`` is True when the control's own time grows (the
+      whole step slowed) and it is not itself the phase that grows.
+    - **pattern**: ``"flat"`` for a phase that is not growing (shrinking included).
       A growing phase is a ``"staircase"`` or a ``"ramp"`` by which of two shapes
-      fits it better with as many breakpoints: the series is first reduced to
+      fits its time divided by its control's (so that the control's own steps, a
+      neighbour's job starting, say, are not taken for the phase's) better with as
+      many breakpoints: the series is first reduced to
       ``m <= 60`` block medians and smoothed by a running median of 3, so that isolated
       spikes and most noise are gone; binary segmentation then places jumps, each
       only if it lowers the squared error by more than noise could (``3 sigma^2
@@ -606,22 +644,23 @@ def diagnose(series, epochs=None) -> Diagnosis:
 
     ``suspects`` (most likely first, from :data:`SUSPECTS`) follow the evidence:
 
-    - nothing grows: ``["leak"]`` if memory grows, else ``[]``;
+    - nothing grows: ``"allocation"`` if the control drifted (``drift``: a debug
+      allocator slows every phase that allocates, a cache only the phase that
+      walks it; the other explanation is the machine itself, so re-measure),
+      then ``"leak"`` if memory grows; ``[]`` when neither;
     - a growing phase is a staircase: ``"instrumentation"`` first (something is
       added at discrete events, and every later step pays for it);
     - time and memory grow: ``"never-cleared graph"`` (each step keeps its inputs
-      and the growing phase walks them all; the phases that do not grow, e.g. the
-      forward control, rule out a global cause), then ``"instrumentation"`` (logs
-      re-scanned also grow), ``"allocation"``, ``"leak"``. When *every* phase
-      grows (two or more), ``"allocation"`` comes first: a debug allocator slows
-      every phase that allocates, a cache only the phase that walks it;
+      and the growing phase walks them all; the control, which does not grow as
+      much, rules out a global cause), then ``"instrumentation"`` (logs
+      re-scanned also grow), ``"allocation"``, ``"leak"``;
     - time grows, memory flat: ``"subnormals"`` (nothing is kept, values decay:
-      count subnormals in that phase's tensors), then ``"allocation"``; again
-      ``"allocation"`` first when every phase grows. A never-cleared graph or a
-      leak would show in memory, so they are not suspects;
+      count subnormals in that phase's tensors), then ``"allocation"``. A
+      never-cleared graph or a leak would show in memory, so they are not
+      suspects;
     - time grows, memory not measured (``memory_measured`` False): nothing rules
       a cause out, so ``["never-cleared graph", "subnormals", "instrumentation",
-      "allocation"]``, reordered by the two rules above (staircase, every phase).
+      "allocation"]``, reordered by the staircase rule above.
 
     Raises ``ValueError`` for series shorter than ``MIN_POINTS`` (6) points, of
     ``epochs`` that do not fit the series, of
@@ -632,28 +671,33 @@ def diagnose(series, epochs=None) -> Diagnosis:
     n = len(next(iter(arrays.values())))
     ends = _epoch_ends_of(series, epochs, n)
     memory_keys = [key for key in _MEMORY_KEYS if key in arrays]
-    growth_of, pattern, growing = {}, {}, []
+    growth_of, relative, pattern, growing, by_itself = {}, {}, {}, [], []
     for phase in phases:
         ratio, grows = _phase_growth(arrays[phase])
         growth_of[phase] = ratio
-        shape = _epoch_shape(_against(arrays, phase), ends) if ends else None
-        pattern[phase] = (shape or _shape(arrays[phase])) if grows else "flat"
+        if grows:
+            by_itself.append(phase)
+        control = _control_of(arrays, phases, phase)
+        judged = _against(arrays[phase], control)
+        if control is not None:
+            relative[phase], more = _phase_growth(judged, RELATIVE_THRESHOLD)
+            grows = grows and more
+        shape = _epoch_shape(judged, ends) if ends and grows else None
+        pattern[phase] = (shape or _shape(judged)) if grows else "flat"
         if grows:
             growing.append(phase)
     memory = any(_memory_grows(key, arrays[key]) for key in memory_keys)
     measured = bool(memory_keys)
-    every = len(phases) >= 2 and len(growing) == len(phases)
+    drift = CONTROL in by_itself and CONTROL not in growing and len(phases) >= 2
     staircase = any(pattern[p] == "staircase" for p in growing)
     if not growing:
-        order = ["leak"] if memory else []
+        order = (["allocation"] if drift else []) + (["leak"] if memory else [])
     elif memory:
         order = ["never-cleared graph", "instrumentation", "allocation", "leak"]
     elif measured:
         order = ["subnormals", "allocation"]
     else:
         order = ["never-cleared graph", "subnormals", "instrumentation", "allocation"]
-    if growing and every:
-        order = ["allocation"] + [s for s in order if s != "allocation"]
     if staircase:
         order = ["instrumentation"] + [s for s in order if s != "instrumentation"]
     return Diagnosis(
@@ -663,6 +707,8 @@ def diagnose(series, epochs=None) -> Diagnosis:
         memory_grows=memory,
         suspects=order,
         memory_measured=measured,
+        relative=relative,
+        drift=drift,
     )
 
 
