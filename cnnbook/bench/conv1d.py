@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Table, best_time
+from . import Table, best_times
 
 __all__ = ["measure_grid", "run", "GRID", "QUICK_GRID"]
 
@@ -38,9 +38,10 @@ def measure_grid(
     """Best-of-``repeat`` seconds per call of ``conv1d(x, w, method=m)``, mode 'full'.
 
     Returns ``{"n": (P,), "k": (P,), m: (P,) for each method}`` over the grid's pairs
-    with k ≤ n. The methods of one pair take turns, round by round; on a shared
-    machine a round can be several times slower than the quiet ones, so many short
-    rounds and their minimum are what is robust.
+    with k ≤ n. The methods of one pair are timed side by side
+    (:func:`cnnbook.bench.best_times`: ``repeat`` rounds, each timing every method
+    once): on a shared machine a round can be several times slower than the quiet
+    ones, so interleaved rounds and their minimum are what is robust.
     """
     from ..signal import conv1d  # tools sit on top of the kernels
 
@@ -50,27 +51,11 @@ def measure_grid(
     for n, k in pairs:
         x, w = _signals(n, k, seed, dtype)
         calls = {m: (lambda m=m: conv1d(x, w, method=m)) for m in methods}
-        # Interleave the methods round by round (minimum over rounds), so that a burst
-        # of load from elsewhere cannot favour one method by hitting only the other.
-        number = {m: _calls_per_round(calls[m], min_time) for m in methods}
-        rounds = {m: [] for m in methods}
-        for _ in range(repeat):
-            for m in methods:
-                rounds[m].append(best_time(calls[m], repeat=1, number=number[m]))
+        best = best_times(calls, rounds=repeat, min_time=min_time)
         for m in methods:
-            times[m].append(rounds[m])
-    out.update({m: np.array(t).min(axis=1) for m, t in times.items()})
+            times[m].append(best[m])
+    out.update({m: np.array(t) for m, t in times.items()})
     return out
-
-
-def _calls_per_round(fn, min_time: float) -> int:
-    """How many calls of ``fn`` take at least ``min_time`` seconds (a power of two)."""
-    number = 1
-    while (
-        number < 1 << 20 and best_time(fn, repeat=1, number=number) * number < min_time
-    ):
-        number *= 2
-    return number
 
 
 def run(quick: bool) -> list[Table]:
