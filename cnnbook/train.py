@@ -265,16 +265,13 @@ def random_shift(x: np.ndarray, max_shift, rng: np.random.Generator) -> np.ndarr
     N, _, H, W = x.shape
     dy = rng.integers(-sh, sh + 1, size=N)
     dx = rng.integers(-sw, sw + 1, size=N)
-    padded = np.pad(x, ((0, 0), (0, 0), (sh, sh), (sw, sw)))
-    out = np.empty_like(x)
-    # One slice per distinct offset (at most (2s+1)² of them), not one per image.
-    for oy in np.unique(dy):
-        rows = dy == oy
-        for ox in np.unique(dx[rows]):
-            sel = rows & (dx == ox)
-            # out[i, j] = x[i - dy, j - dx]  ⇔  padded rows start at s - dy
-            out[sel] = padded[sel, :, sh - oy : sh - oy + H, sw - ox : sw - ox + W]
-    return out
+    padded = np.zeros((*x.shape[:2], H + 2 * sh, W + 2 * sw), dtype=x.dtype)
+    padded[:, :, sh : sh + H, sw : sw + W] = x
+    # windows[i, c, a, b]: the H × W window of padded starting at row a, column b (a
+    # view). out[i, j] = x[i - dy, j - dx] is the window starting at (s - dy, s - dx),
+    # gathered for all images in one indexing step.
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (H, W), axis=(2, 3))
+    return windows[np.arange(N), :, sh - dy, sw - dx]
 
 
 def fit(
