@@ -53,7 +53,7 @@ def test_mystery_accepts_the_answer_in_any_case_and_as_a_list():
         (("leak", "update"), "a leak shows in memory"),
         (("allocation", "update"), "compare with the forward control"),
         (("subnormals", "update"), "per-step timeline"),
-        (("instrumentation", "backward"), "which phase's growth ratio"),
+        (("instrumentation", "backward"), "grows against the forward control"),
         (("instrumentation", "forward"), "forward is the control"),
         (("hooks", "update"), "is not a suspect"),
         (("instrumentation", "optimizer"), "is not a phase of fit"),

@@ -190,7 +190,7 @@ def check_mystery(fn) -> CheckResult:
         return fail(
             f"the {phase} phase stays flat in mystery 2: compare the per-step times "
             "of all three phases (forward is the control, but the culprit need not "
-            "be backward)\n  hint: which phase's growth ratio is above 1.2?"
+            "be backward)\n  hint: which phase grows against the forward control?"
         )
     if cause != "instrumentation":
         return fail(
