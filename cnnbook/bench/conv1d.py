@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import Table, best_times
+from . import Table, _calls_per_round, _seconds_per_call
 
 __all__ = ["measure_grid", "run", "GRID", "QUICK_GRID"]
 
@@ -34,14 +34,19 @@ def measure_grid(
     min_time: float = 0.005,
     seed: int = 0,
     dtype=np.float64,
+    decided: float | None = None,
 ) -> dict:
     """Best-of-``repeat`` seconds per call of ``conv1d(x, w, method=m)``, mode 'full'.
 
     Returns ``{"n": (P,), "k": (P,), m: (P,) for each method}`` over the grid's pairs
-    with k ≤ n. The methods of one pair are timed side by side
-    (:func:`cnnbook.bench.best_times`: ``repeat`` rounds, each timing every method
+    with k ≤ n. The methods of one pair are timed side by side, as by
+    :func:`cnnbook.bench.best_times` (``repeat`` rounds, each timing every method
     once): on a shared machine a round can be several times slower than the quiet
     ones, so interleaved rounds and their minimum are what is robust.
+
+    ``decided``: stop a pair's rounds after the second once its slowest method is
+    more than ``decided`` times slower than its fastest (more rounds cannot change
+    which is faster, only digits of a large ratio); ``None`` runs all rounds.
     """
     from ..signal import conv1d  # tools sit on top of the kernels
 
@@ -51,7 +56,16 @@ def measure_grid(
     for n, k in pairs:
         x, w = _signals(n, k, seed, dtype)
         calls = {m: (lambda m=m: conv1d(x, w, method=m)) for m in methods}
-        best = best_times(calls, rounds=repeat, min_time=min_time)
+        for fn in calls.values():
+            fn()  # warm-up, as in best_times
+        number = {m: _calls_per_round(fn, min_time) for m, fn in calls.items()}
+        best = dict.fromkeys(methods, float("inf"))
+        for r in range(repeat):
+            for m, fn in calls.items():  # interleaved, as in best_times
+                best[m] = min(best[m], _seconds_per_call(fn, number[m]))
+            spread = max(best.values()) / min(best.values())
+            if decided is not None and r >= 1 and spread > decided:
+                break
         for m in methods:
             times[m].append(best[m])
     out.update({m: np.array(t) for m, t in times.items()})
