@@ -11,10 +11,16 @@ The test replays exactly those steps on a copy of the repository's files in a fr
 virtual environment, and checks both sides: before ``postBuild`` a kernel in
 ``chapters/`` cannot import the package (so the test can fail), after it it can.
 Differences from a real Binder build, each harmless here: the Python is this one (the
-test skips unless it is the one ``runtime.txt`` names); pip may use its cache
-(repo2docker passes ``--no-cache-dir``) and skips byte-compiling (``--no-compile``):
-the same packages get installed, faster. The lock's install is almost all of the
-test's time (2-3 minutes on the shared 2-core machine); the test prints its stage times.
+test skips unless it is the one ``runtime.txt`` names), and ``requirements.txt`` is
+installed by uv (pinned in the lock itself, so it is in this environment) instead of
+pip, when uv is there. The lock pins every version, so both installers put the same
+packages in the environment; what is under test is the repository's side of the
+steps (which files repo2docker reads, that the lock holds what a kernel needs, that
+``postBuild`` makes ``import cnnbook`` work in ``chapters/``), not the installer. uv
+takes ~10 s from its cache where pip took ~70 s downloading (CI: pip's cache is empty,
+uv's is warm from CI's own install). Without uv, pip installs the lock, as
+repo2docker does (minus byte-compiling, ``--no-compile``). The test prints its stage
+times.
 """
 
 from __future__ import annotations
@@ -109,6 +115,23 @@ def _run(cmd, cwd, env, what):
     return result.stdout
 
 
+def _install_requirements(python: Path, requirements: Path) -> list[str]:
+    """The command that installs the lock into ``python``'s environment.
+
+    repo2docker runs ``pip install -r requirements.txt``; the installer is not what
+    this test checks (the lock pins every version, so pip and uv install the same
+    packages), and uv does it in seconds from its cache instead of a minute of
+    downloads. uv is pinned in the lock, so it is next to this interpreter.
+    """
+    lock = ["-r", str(requirements)]
+    uv = Path(sys.executable).with_name("uv")
+    if uv.is_file():
+        # No byte-compiling up front (uv's default, as pip's --no-compile): Python
+        # writes the .pyc files on first import.
+        return [str(uv), "pip", "install", "-q", "--python", str(python), *lock]
+    return [str(python), "-m", "pip", "install", "-q", "--no-compile", *lock]
+
+
 def _kernel_import(python: Path, chapters: Path, env) -> dict:
     out = _run(
         [str(python), "-c", KERNEL_CHECK, str(chapters)], chapters, env, "kernel"
@@ -154,15 +177,7 @@ def test_a_kernel_in_chapters_imports_cnnbook_after_repo2docker_steps(record_pro
         env = _clean_env(venv)
         requirements = config / "requirements.txt"
         assert requirements.exists(), "repo2docker installs requirements.txt"
-        _run(
-            # --no-compile: no .pyc up front (Python writes them on first import);
-            # the installed packages are the same, and CI saves a minute.
-            [str(python), "-m", "pip", "install", "-q", "--no-compile"]
-            + ["-r", str(requirements)],
-            repo,
-            env,
-            "pip install -r requirements.txt",
-        )
+        _run(_install_requirements(python, requirements), repo, env, "install")
         times["install requirements.txt"] = time.perf_counter() - start
 
         start = time.perf_counter()
