@@ -7,21 +7,24 @@ Two float32 problems, both 3×3 filters with padding 1:
 
 Every rung runs with one thread (BLAS limited through threadpoolctl,
 ``numba.set_num_threads(1)``, ``torch.set_num_threads(1)``) except the ``prange`` rung
-and its PyTorch partner, which get two. Times are the minimum over repeats
-(:func:`cnnbook.bench.best_time`); ratios and GFLOP/s are computed from times measured
-in this one run, next to numpy's float32 GEMM rate.
+and its PyTorch partner, which get two. The rungs being compared are timed side by
+side, in interleaved rounds (:func:`time_rungs`), and each keeps its fastest round;
+ratios and GFLOP/s are computed from times measured in this one run, next to numpy's
+float32 GEMM rate.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
+import warnings
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
 from .. import fast, functional, naive, winograd
-from . import Table, best_time
+from . import Table, best_time, best_times
 
 try:
     import numba
@@ -44,9 +47,11 @@ __all__ = [
     "problem",
     "threads",
     "time_rung",
+    "time_rungs",
     "measure",
     "gemm_gflops",
     "safety",
+    "kernel_asm",
     "ladder_tables",
     "safety_table",
     "run",
@@ -228,38 +233,101 @@ def threads(n: int):
 def time_rung(
     rung: Rung, prob: dict, *, repeat: int = 5, backward: bool = True
 ) -> dict:
-    """Forward and backward seconds of one rung on one problem (minimum of ``repeat``
-    rounds).
+    """Forward and backward seconds of one rung on one problem (fastest of ``repeat``
+    rounds): :func:`time_rungs` with a ladder of one."""
+    return time_rungs([rung], prob, rounds=repeat, backward=backward)[0]
 
-    An ``extrapolated`` rung (the Python loops) runs on one image and one filter only;
-    its time is scaled by the ratio of multiply-adds, and ``ns_per_madd`` says what one
-    multiply-add cost.
+
+# (rung name, problem shape, dtype) pairs that have run once in this process: their
+# first-call costs (numba compilation, caches) are paid
+_warm: set = set()
+
+
+def time_rungs(
+    ladder: list[Rung],
+    prob: dict,
+    *,
+    rounds: int = 5,
+    backward: bool = True,
+    min_time: float = 0.02,
+) -> list[dict]:
+    """Forward and backward seconds of every rung of ``ladder`` on one problem, timed
+    **side by side**: each of ``rounds`` rounds times every rung once (forward, then
+    backward, each with the rung's own thread count) and each keeps its fastest round.
+
+    A round of one function lasts at least ``min_time`` (calls per round by doubling;
+    the doubling's last step is the first round). A rung's first call on a problem is
+    a warm-up, not timed. An ``extrapolated`` rung (the Python loops) runs on one image
+    and one filter only; its time is scaled by the ratio of multiply-adds, and
+    ``ns_per_madd`` says what one multiply-add cost.
     """
     x, w, b, dout, p = prob["x"], prob["w"], prob["b"], prob["dout"], prob["padding"]
-    scale = 1.0
-    if rung.extrapolated:
-        x, w, b, dout = x[:1], w[:1], b[:1], dout[:1, :1]
-        scale = prob["flops"] / fast.conv2d_flops(x.shape, w.shape, padding=p)
-        repeat = min(repeat, 2)
-    with threads(rung.threads):
-        fwd = best_time(lambda: rung.forward(x, w, b, p), repeat=repeat) * scale
-        bwd = float("nan")
+    jobs = []  # (rung, scale, {direction: fn})
+    for rung in ladder:
+        xs, ws, bs, ds, scale = x, w, b, dout, 1.0
+        if rung.extrapolated:
+            xs, ws, bs, ds = x[:1], w[:1], b[:1], dout[:1, :1]
+            scale = prob["flops"] / fast.conv2d_flops(xs.shape, ws.shape, padding=p)
+        fns = {"forward": lambda r=rung, a=(xs, ws, bs, p): r.forward(*a)}
         if backward:
-            bwd = best_time(lambda: rung.backward(dout, x, w, p), repeat=repeat) * scale
-    record = dict(
-        rung=rung.name,
-        shape=prob["shape"],
-        threads=rung.threads,
-        forward=fwd,
-        backward=bwd,
-        flops=prob["flops"],
-        numpy=rung.numpy,
-        torch=rung.torch,
-        extrapolated=rung.extrapolated,
-    )
-    if rung.extrapolated:
-        record["ns_per_madd"] = fwd / (prob["flops"] / 2) * 1e9
-    return record
+            fns["backward"] = lambda r=rung, a=(ds, xs, ws, p): r.backward(*a)
+        jobs.append((rung, scale, fns))
+    best, number = {}, {}
+    for rung, _, fns in jobs:
+        with threads(rung.threads):
+            for direction, fn in fns.items():
+                key = (rung.name, prob["shape"], x.dtype.str, direction)
+                if key not in _warm:
+                    fn()
+                    _warm.add(key)
+                number[rung.name, direction], best[rung.name, direction] = _calibrate(
+                    fn, min_time
+                )
+    for _ in range(rounds - 1):
+        for rung, _, fns in jobs:
+            with threads(rung.threads):
+                for direction, fn in fns.items():
+                    seconds = _per_call(fn, number[rung.name, direction])
+                    best[rung.name, direction] = min(
+                        best[rung.name, direction], seconds
+                    )
+    records = []
+    for rung, scale, _ in jobs:
+        fwd = best[rung.name, "forward"] * scale
+        bwd = best.get((rung.name, "backward"), float("nan")) * scale
+        record = dict(
+            rung=rung.name,
+            shape=prob["shape"],
+            threads=rung.threads,
+            forward=fwd,
+            backward=bwd,
+            flops=prob["flops"],
+            numpy=rung.numpy,
+            torch=rung.torch,
+            extrapolated=rung.extrapolated,
+        )
+        if rung.extrapolated:
+            record["ns_per_madd"] = fwd / (prob["flops"] / 2) * 1e9
+        records.append(record)
+    return records
+
+
+def _per_call(fn: Callable[[], object], number: int) -> float:
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - start) / number
+
+
+def _calibrate(fn: Callable[[], object], min_time: float) -> tuple[int, float]:
+    """Calls per round (doubling until a round lasts ``min_time``) and the seconds per
+    call of that last round, which counts as the first round."""
+    number = 1
+    while True:
+        seconds = _per_call(fn, number)
+        if seconds * number >= min_time or number >= 1 << 20:
+            return number, seconds
+        number *= 2
 
 
 def gemm_gflops(n_threads: int = 1, size: int = 512, repeat: int = 5) -> float:
@@ -278,26 +346,14 @@ def measure(
     """Time every rung (or the ones named in ``only``) on every shape; one record per
     pair.
 
-    All rungs of a shape are timed in interleaved rounds and each keeps its best forward
-    and backward time, so that a burst of load from elsewhere does not fall on one rung
-    only.
+    All rungs of a shape are timed side by side (:func:`time_rungs`: interleaved
+    rounds, each rung keeps its best forward and backward time), so that a burst of
+    load from elsewhere does not fall on one rung only.
     """
     records = []
     for shape in shapes:
-        prob = problem(shape)
         ladder = [r for r in rungs() if only is None or r.name in only]
-        best = {}
-        for _ in range(2 if quick else 4):
-            for rung in ladder:
-                rec = time_rung(rung, prob, repeat=2 if quick else 3)
-                if rung.name in best:
-                    old = best[rung.name]
-                    rec["forward"] = min(rec["forward"], old["forward"])
-                    rec["backward"] = min(rec["backward"], old["backward"])
-                    if rung.extrapolated:
-                        rec["ns_per_madd"] = min(rec["ns_per_madd"], old["ns_per_madd"])
-                best[rung.name] = rec
-        records += list(best.values())
+        records += time_rungs(ladder, problem(shape), rounds=3 if quick else 7)
     return records
 
 
@@ -312,44 +368,87 @@ _SAFETY = [
 ]
 
 
-def safety(shapes=("A", "B"), *, quick: bool = True) -> list[dict]:
-    """Forward time of each safety-vs-speed variant of the reordered kernel (one
-    thread).
+_TEXTBOOK = ("textbook order (for comparison)", "textbook", np.float32)
 
-    The variants are timed in interleaved rounds (all variants once, then again ...) and
-    each keeps its best round, so a burst of load from elsewhere cannot fall on one
-    variant only.
+
+def safety(
+    shapes=("A", "B"),
+    *,
+    quick: bool = True,
+    images: dict[str, int] | None = None,
+    textbook: bool = False,
+) -> list[dict]:
+    """Forward time of each safety-vs-speed variant of the reordered kernel (one
+    thread), and its ratio to the unchanged kernel on the same problem.
+
+    The variants of one problem are timed side by side
+    (:func:`cnnbook.bench.best_times`: interleaved rounds, each keeps its best), so a
+    burst of load from elsewhere cannot fall on one variant only. ``images`` limits a
+    problem to its first images (e.g. ``{"B": 8}``): the kernels loop over the images
+    outermost, so every image costs the same and the ratios do not change.
+    ``textbook=True`` adds the textbook order.
     """
     if numba is None:
         return []
+    variants = _SAFETY + [_TEXTBOOK] * textbook
     records = []
     for shape in shapes:
-        probs = {dtype: problem(shape, dtype) for dtype in (np.float32, np.float64)}
-        best = {label: float("inf") for label, _, _ in _SAFETY}
+        n = (images or {}).get(shape)
+        probs = {}
+        for dtype in (np.float32, np.float64):
+            p = problem(shape, dtype)
+            probs[dtype] = {**p, "x": p["x"][:n]}
+        calls = {
+            label: lambda p=probs[dtype], k=kernel: fast.conv2d(
+                p["x"], p["w"], p["b"], padding=p["padding"], kernel=k
+            )
+            for label, kernel, dtype in variants
+        }
         with threads(1):
-            for _ in range(3 if quick else 7):
-                for label, kernel, dtype in _SAFETY:
-                    p = probs[dtype]
-                    seconds = best_time(
-                        lambda: fast.conv2d(
-                            p["x"], p["w"], p["b"], padding=p["padding"], kernel=kernel
-                        ),
-                        repeat=2,
-                    )
-                    best[label] = min(best[label], seconds)
+            best = best_times(calls, rounds=5 if quick else 9)
         base = best[_SAFETY[0][0]]
-        for label, kernel, dtype in _SAFETY:
+        for label, kernel, dtype in variants:
             records.append(
                 dict(
                     variant=label,
                     kernel=kernel,
                     dtype=np.dtype(dtype).name,
                     shape=shape,
+                    images=len(probs[dtype]["x"]),
                     seconds=best[label],
                     ratio=best[label] / base,
                 )
             )
     return records
+
+
+def kernel_asm(kernel: str, dtype=np.float32) -> str:
+    """The x86-64 (or other host) assembly of ``cnnbook.fast.KERNELS[kernel]`` compiled
+    for ``dtype`` arrays, as numba's ``inspect_asm`` shows it.
+
+    A kernel loaded from numba's on-disk cache cannot show its assembly (numba warns
+    and returns nothing useful), but the cache keeps the optimized LLVM module next to
+    the machine code: the host's code generator turns that module back into the same
+    instructions in a fraction of a second. Only when neither is available is the
+    kernel compiled once more, uncached. The kernel must have run for ``dtype`` once.
+    """
+    dispatcher = fast.KERNELS[kernel]
+    sig = next(
+        s for s in dispatcher.signatures if s[0].dtype == numba.from_dtype(dtype)
+    )
+    library = dispatcher.overloads[sig].library
+    if not getattr(library, "_disable_inspection", True):
+        return library.get_asm_str()  # compiled in this process
+    module = getattr(library, "_shared_module", None)
+    machine = getattr(getattr(library, "_codegen", None), "_tm", None)
+    if module is not None and machine is not None:
+        return str(machine.emit_assembly(module))
+    options = {k: v for k, v in dispatcher.targetoptions.items() if k == "boundscheck"}
+    fresh = numba.njit(**options)(dispatcher.py_func)  # uncached: keeps its assembly
+    fresh.compile(sig)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fresh.inspect_asm(sig)
 
 
 def ladder_tables(records: list[dict], gemm: dict) -> list[Table]:
