@@ -19,6 +19,7 @@ the sanitizer is what makes the first two pass.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -84,9 +85,20 @@ def _outcomes(tmp: Path, *options: str) -> dict[str, str]:
     path = tmp / "listing.ipynb"
     path.write_text(json.dumps(notebook))
     report = tmp / "report.xml"
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    # Isolated from the repository: its own empty ini file (a path argument such as the
+    # sanitizer's would otherwise make pytest find pyproject.toml, and with it addopts'
+    # `-n 2`), and nbval as the only plugin (hypothesis, xdist, ... only cost time).
+    ini = tmp / "pytest.ini"
+    ini.write_text("[pytest]\n")
+    command = [sys.executable, "-m", "pytest", "-q", "-c", str(ini), f"--rootdir={tmp}"]
+    command += ["-p", "no:cacheprovider", "-p", "nbval.plugin"]
     command += ["--nbval", "--nbval-current-env", f"--junitxml={report}", *options]
-    subprocess.run(command + [str(path)], cwd=tmp, capture_output=True)
+    command.append(str(path))
+    env = dict(os.environ, PYTEST_DISABLE_PLUGIN_AUTOLOAD="1")
+    run = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True)
+    assert report.is_file(), (
+        f"nbval did not run:\n{run.stdout[-3000:]}{run.stderr[-3000:]}"
+    )
     outcomes = {}
     for case in ET.parse(report).iter("testcase"):
         failed = any(child.tag in ("failure", "error") for child in case)
