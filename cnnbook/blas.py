@@ -103,6 +103,7 @@ __all__ = [
     "pack_b",
     "micro_kernel",
     "edge_tile",
+    "macro_kernel",
     "zero_tile",
     "fma_row",
     "update_row",
@@ -110,6 +111,7 @@ __all__ = [
     "with_tile",
     "micro_kernel_asm",
     "micro_kernel_gflops",
+    "micro_kernel_sweep",
     "scale",
     "vector_fma_counts",
     "peak_kernel_asm",
@@ -694,7 +696,8 @@ def micro_kernel(kb, a, b, C, i0, j0, alpha, beta):
 def edge_tile(kb, a, b, C, i0, j0, mr, nr, alpha, beta, scratch):
     """An edge tile, only ``mr × nr`` of it inside C: the micro-kernel computes the
     whole tile into ``scratch`` (MR × NR), and the corner that exists is added to C."""
-    micro_kernel(kb, a, b, scratch, 0, 0, alpha, np.float32(0))
+    origin = np.intp(0)  # typed like i0 and j0: one compiled micro-kernel, not two
+    micro_kernel(kb, a, b, scratch, origin, origin, alpha, np.float32(0))
     for i in range(mr):
         for j in range(nr):
             old = beta * C[i0 + i, j0 + j] if beta != 0 else np.float32(0)
@@ -781,12 +784,30 @@ def pack_b(B, pc, jc, kb, nb, Bp):
 
 
 @_jit
+def macro_kernel(kb, Ap, Bp, C, ic, jc, mb, nb, alpha, beta, scratch):
+    """Loops 2 and 1 around the micro-kernel: the ``mb × nb`` block of C at (ic, jc) ←
+    alpha · (packed block of A) (packed panel of B) + beta · C, one MR × NR tile at a
+    time, from ``Ap`` (⌈mb / MR⌉ micro-panels of :func:`pack_a`) and ``Bp`` (⌈nb / NR⌉
+    of :func:`pack_b`), both of depth ``kb``. The tiles that stick out of the block go
+    through :func:`edge_tile` (``scratch``: an MR × NR buffer)."""
+    for t in range((nb + NR - 1) // NR):  # loop 2 (jr): micro-panels of B
+        for s in range((mb + MR - 1) // MR):  # loop 1 (ir): micro-panels of A
+            i0, j0 = ic + s * MR, jc + t * NR
+            mr, nr = min(MR, ic + mb - i0), min(NR, jc + nb - j0)
+            if mr == MR and nr == NR:
+                micro_kernel(kb, Ap[s], Bp[t], C, i0, j0, alpha, beta)
+            else:
+                edge_tile(kb, Ap[s], Bp[t], C, i0, j0, mr, nr, alpha, beta, scratch)
+
+
+@_jit
 def gemm_packed(A, B, C, alpha, beta, mc, kc, nc):
     """Step 5, the five loops around the micro-kernel (GotoBLAS/BLIS):
 
     jc over column panels of B (nc wide, in L3) → pc over depth (kc, pack B) → ic over
-    row blocks of A (mc tall, pack A, in L2) → jr over micro-panels of B (NR wide, in
-    L1) → ir over micro-panels of A (MR tall) → micro-kernel.
+    row blocks of A (mc tall, pack A, in L2) → :func:`macro_kernel`: jr over
+    micro-panels of B (NR wide, in L1) → ir over micro-panels of A (MR tall) →
+    micro-kernel.
     """
     m, k = A.shape
     n = B.shape[1]
@@ -802,26 +823,7 @@ def gemm_packed(A, B, C, alpha, beta, mc, kc, nc):
             for ic in range(0, m, mc):
                 mb = min(mc, m - ic)
                 pack_a(A, ic, pc, mb, kb, Ap)
-                for t in range((nb + NR - 1) // NR):
-                    for s in range((mb + MR - 1) // MR):
-                        i0, j0 = ic + s * MR, jc + t * NR
-                        mr, nr = min(MR, m - i0), min(NR, n - j0)
-                        if mr == MR and nr == NR:
-                            micro_kernel(kb, Ap[s], Bp[t], C, i0, j0, alpha, beta_pc)
-                        else:
-                            edge_tile(
-                                kb,
-                                Ap[s],
-                                Bp[t],
-                                C,
-                                i0,
-                                j0,
-                                mr,
-                                nr,
-                                alpha,
-                                beta_pc,
-                                scratch,
-                            )
+                macro_kernel(kb, Ap, Bp, C, ic, jc, mb, nb, alpha, beta_pc, scratch)
 
 
 # --------------------------------------------------------------------------------------
@@ -853,26 +855,7 @@ def gemm_parallel(A, B, C, alpha, beta, mc, kc, nc):
                 Ap = np.empty(((mb + MR - 1) // MR, kb, MR), dtype=np.float32)
                 scratch = np.empty((MR, NR), dtype=np.float32)  # this thread's
                 pack_a(A, ic, pc, mb, kb, Ap)
-                for t in range((nb + NR - 1) // NR):
-                    for s in range((mb + MR - 1) // MR):
-                        i0, j0 = ic + s * MR, jc + t * NR
-                        mr, nr = min(MR, m - i0), min(NR, n - j0)
-                        if mr == MR and nr == NR:
-                            micro_kernel(kb, Ap[s], Bp[t], C, i0, j0, alpha, beta_pc)
-                        else:
-                            edge_tile(
-                                kb,
-                                Ap[s],
-                                Bp[t],
-                                C,
-                                i0,
-                                j0,
-                                mr,
-                                nr,
-                                alpha,
-                                beta_pc,
-                                scratch,
-                            )
+                macro_kernel(kb, Ap, Bp, C, ic, jc, mb, nb, alpha, beta_pc, scratch)
 
 
 def balanced_mc(m: int, mc: int, threads: int, mr: int = MR) -> int:
@@ -896,6 +879,7 @@ _TILED = (
     "gemm_register",
     "pack_a",
     "pack_b",
+    "macro_kernel",
     "gemm_packed",
     "gemm_parallel",
 )
@@ -904,8 +888,9 @@ _TILED = (
 @functools.lru_cache(maxsize=None)
 def with_tile(tile: RegisterTile) -> _pytypes.SimpleNamespace:
     """The tile-dependent kernels (``micro_kernel``, ``gemm_register``, ``pack_a``,
-    ``pack_b``, ``gemm_packed``, ``gemm_parallel``) compiled for ``tile`` instead of
-    the host's ``TILE``, as attributes of a namespace (plus ``tile``).
+    ``pack_b``, ``macro_kernel``, ``gemm_packed``, ``gemm_parallel``) compiled for
+    ``tile`` instead of the host's ``TILE``, as attributes of a namespace (plus
+    ``tile``).
 
     The same source, with MR, NR and LANES bound to the tile's values: numba compiles
     module constants into the code, so another tile needs another compilation (not
@@ -956,15 +941,17 @@ def _compile_tiled(tile: RegisterTile) -> _pytypes.SimpleNamespace:
 
 def micro_kernel_asm(tile: RegisterTile | None = None) -> str:
     """The x86 (or other host) assembly of the micro-kernel for ``tile`` (default: the
-    host's), as called by ``gemm_packed``: compiled afresh, since numba does not show
-    the assembly of kernels loaded from its disk cache. Count its vector FMAs with
-    :func:`vector_fma_counts` (``MR · NR / LANES`` per step p, unrolled or not)."""
+    host's), for the argument types ``gemm_packed`` calls it with: compiled afresh,
+    since numba does not show the assembly of kernels loaded from its disk cache. Count
+    its vector FMAs with :func:`vector_fma_counts` (``MR · NR / LANES`` per step p,
+    unrolled or not)."""
     tiled = _compile_tiled(with_tile(tile or TILE).tile)
     t = tiled.tile
-    A = np.ones((t.mr, 8), dtype=np.float32)
-    B = np.ones((8, t.nr), dtype=np.float32)
+    a = np.ones((8, t.mr), dtype=np.float32)  # packed micro-panels, as gemm_packed's
+    b = np.ones((8, t.nr), dtype=np.float32)
     C = np.zeros((t.mr, t.nr), np.float32)
-    tiled.gemm_packed(A, B, C, np.float32(1), np.float32(0), t.mr, 8, t.nr)
+    i0 = j0 = np.intp(0)
+    tiled.micro_kernel(np.intp(8), a, b, C, i0, j0, np.float32(1), np.float32(0))
     return "\n".join(tiled.micro_kernel.inspect_asm().values())
 
 
@@ -979,26 +966,44 @@ def _micro_driver(kernel):
     return numba.njit(fastmath={"contract"})(drive)
 
 
+def micro_kernel_sweep(
+    tiles, kb: int = 256, *, calls: int = 200, rounds: int = 20
+) -> dict[RegisterTile, float]:
+    """GFLOP/s of the micro-kernel alone for each tile in ``tiles``, timed **side by
+    side**: ``calls`` calls in a compiled loop on one pair of packed micro-panels of
+    depth ``kb`` that stay in L1, each tile timed once per round, ``rounds`` rounds,
+    each tile keeping its fastest. Interleaving spreads every tile's runs over the
+    whole sweep, so a burst of load from another process slows all the tiles in some
+    rounds instead of one tile in all of its runs. The register file decides the
+    rates: a tile whose accumulators do not fit spills, one with fewer than latency ×
+    units accumulators leaves the FMA units idle."""
+    if numba is None:
+        raise ImportError(_NUMBA_MISSING)
+    runs = {}
+    for tile in tiles:
+        t = with_tile(tile).tile
+        drive = _micro_driver(with_tile(tile).micro_kernel)
+        a = np.full((kb, t.mr), 1e-3, dtype=np.float32)
+        b = np.full((kb, t.nr), 1e-3, dtype=np.float32)
+        C = np.zeros((t.mr, t.nr), dtype=np.float32)
+        one = np.float32(1)
+        drive(1, kb, a, b, C, one, one)  # compile
+        runs[t] = functools.partial(drive, calls, kb, a, b, C, one, one)
+    best = dict.fromkeys(runs, math.inf)
+    for _ in range(rounds):
+        for t, run in runs.items():
+            best[t] = min(best[t], _best_time(run, 1))
+    return {t: gemm_flops(t.mr, t.nr, kb) * calls / best[t] / 1e9 for t in runs}
+
+
 def micro_kernel_gflops(
     tile: RegisterTile | None = None, kb: int = 256, *, calls: int = 200, repeats=20
 ) -> float:
-    """GFLOP/s of the micro-kernel alone for ``tile`` (default: the host's): ``calls``
-    calls in a compiled loop on one pair of packed micro-panels of depth ``kb`` that
-    stay in L1, best of ``repeats``. The register file decides it: a tile whose
-    accumulators do not fit spills, one with fewer than latency × units accumulators
-    leaves the FMA units idle."""
-    if numba is None:
-        raise ImportError(_NUMBA_MISSING)
-    tiled = with_tile(tile or TILE)
-    t = tiled.tile
-    drive = _micro_driver(tiled.micro_kernel)
-    a = np.full((kb, t.mr), 1e-3, dtype=np.float32)
-    b = np.full((kb, t.nr), 1e-3, dtype=np.float32)
-    C = np.zeros((t.mr, t.nr), dtype=np.float32)
-    one = np.float32(1)
-    drive(1, kb, a, b, C, one, one)  # compile
-    best = _best_time(lambda: drive(calls, kb, a, b, C, one, one), repeats)
-    return gemm_flops(t.mr, t.nr, kb) * calls / best / 1e9
+    """GFLOP/s of the micro-kernel alone for ``tile`` (default: the host's): best of
+    ``repeats`` runs of ``calls`` calls (see :func:`micro_kernel_sweep`, which times
+    several tiles side by side)."""
+    t = with_tile(tile or TILE).tile
+    return micro_kernel_sweep([t], kb, calls=calls, rounds=repeats)[t]
 
 
 KERNELS = {

@@ -18,6 +18,8 @@ VARIANTS = blas.VARIANTS
 # Small blocks, so that small matrices already cross several block boundaries of every
 # loop.
 SMALL = blas.BlockSizes(mc=2 * blas.MR, kc=16, nc=2 * blas.NR)
+# Blocks that are not multiples of the tile: tiles end at the block's edge inside C.
+RAGGED = blas.BlockSizes(mc=blas.MR + 1, kc=7, nc=blas.NR + 3)
 
 
 def reference(A, B, C=None, alpha=1.0, beta=0.0):
@@ -77,11 +79,12 @@ def test_matches_numpy(variant, m, k, n):
     "alpha,beta",
     [(1.0, 0.0), (2.5, 0.0), (1.0, 1.0), (-0.5, 3.0), (0.0, 2.0), (0.75, -1.0)],
 )
-def test_alpha_beta(variant, alpha, beta):
+@pytest.mark.parametrize("blocks", [SMALL, RAGGED], ids=["small", "ragged"])
+def test_alpha_beta(variant, alpha, beta, blocks):
     rng = np.random.default_rng(1)
     A, B, C = rand(rng, 23, 41), rand(rng, 41, 70), rand(rng, 23, 70)
     original = C.copy()
-    out = blas.sgemm(A, B, C, alpha=alpha, beta=beta, variant=variant, blocks=SMALL)
+    out = blas.sgemm(A, B, C, alpha=alpha, beta=beta, variant=variant, blocks=blocks)
     assert out is C  # updated in place
     assert_gemm_close(C, A, B, original, alpha, beta)
 
@@ -165,12 +168,20 @@ def test_validation_messages():
     alpha=st.floats(-2, 2),
     beta=st.sampled_from([0.0, 1.0, -0.5]),
     seed=st.integers(0, 2**16),
+    blocks=st.builds(
+        blas.BlockSizes,
+        mc=st.integers(1, 3 * blas.MR),
+        kc=st.integers(1, 24),
+        nc=st.integers(1, 3 * blas.NR),
+    ),
 )
-def test_property_matches_numpy(m, k, n, variant, alpha, beta, seed):
+def test_property_matches_numpy(m, k, n, variant, alpha, beta, seed, blocks):
+    """Any shape, any block sizes: blocks that are not multiples of the register tile
+    end inside a tile, which must then be an edge tile of the block, not of C."""
     rng = np.random.default_rng(seed)
     A, B, C = rand(rng, m, k), rand(rng, k, n), rand(rng, m, n)
     original = C.copy()
-    blas.sgemm(A, B, C, alpha=alpha, beta=beta, variant=variant, blocks=SMALL)
+    blas.sgemm(A, B, C, alpha=alpha, beta=beta, variant=variant, blocks=blocks)
     assert_gemm_close(C, A, B, original, alpha, beta)
 
 
@@ -488,10 +499,15 @@ FORCED_TILES = {
     "odd": blas.RegisterTile(mr=5, nr=8, lanes=8),  # an odd MR
 }
 TILE_SHAPES = [(1, 1, 1), (7, 13, 5), (31, 40, 70), (64, 64, 64), (45, 17, 97)]
+# Every forced tile through both single-thread tiled variants; the parallel variant
+# runs the same micro-kernel, edge tiles and packing over row blocks shared out by
+# prange, so one forced tile (odd MR, other NR than the host's) shows that its loops
+# follow the tile: each compilation of gemm_parallel costs seconds.
+TILE_CASES = [(name, v) for name in FORCED_TILES for v in ("register", "packed")]
+TILE_CASES.append(("odd", "parallel"))
 
 
-@pytest.mark.parametrize("name", FORCED_TILES)
-@pytest.mark.parametrize("variant", ["register", "packed", "parallel"])
+@pytest.mark.parametrize("name,variant", TILE_CASES)
 def test_every_tile_matches_numpy(name, variant):
     tile = FORCED_TILES[name]
     rng = np.random.default_rng(len(name))
