@@ -12,6 +12,7 @@ from its clock, SIMD width and FMA units.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import re
@@ -24,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import blas
-from . import Table, best_time
+from . import Table, _calls_per_round, _seconds_per_call, best_time, best_times
 
 try:
     import numba
@@ -193,48 +194,54 @@ def sweep(
     repeat: int = 5,
     naive_max: int = NAIVE_MAX,
     parallel_threads: int = PARALLEL_THREADS,
+    min_time: float = 0.02,
 ) -> dict[str, list[float]]:
     """GFLOP/s of ``numpy`` (1 thread), every variant, and ``numpy 2T``
     (``parallel_threads``) on square matrices of each size. "parallel" runs with
     ``parallel_threads`` threads, the other variants need one. Sizes above ``naive_max``
-    give NaN for "naive"."""
-    out = {
-        "n": list(sizes),
-        "numpy": [],
-        **{v: [] for v in variants},
-        f"numpy {parallel_threads}T": [],
-    }
+    give NaN for "naive".
+
+    Every cell (size, contender) is timed **side by side** with all the others: each of
+    ``repeat`` rounds times every cell once (calls lasting at least ``min_time``
+    seconds; the one-thread cells, then the multi-thread ones) and each cell keeps its
+    fastest round, so a burst of load from another process slows all the cells in some
+    rounds instead of one cell in all of its rounds."""
+    T = parallel_threads
+    names = ["numpy", *variants, f"numpy {T}T"]
+    groups: dict[int, dict] = {1: {}, T: {}}  # thread count -> {(name, n): fn}
     for n in sizes:
         A, B, C = _operands(n, n, n)
-        with threads(1):
-            out["numpy"].append(
-                gflops(lambda: np.matmul(A, B, out=C), n, n, n, repeat=repeat)
-            )
-            for v in variants:
-                if v == "parallel":
-                    continue
-                if v == "naive" and n > naive_max:
-                    out[v].append(math.nan)
-                    continue
-                out[v].append(
-                    gflops(
-                        lambda: blas.sgemm(A, B, C, variant=v), n, n, n, repeat=repeat
-                    )
-                )
-        with threads(parallel_threads):
-            out[f"numpy {parallel_threads}T"].append(
-                gflops(lambda: np.matmul(A, B, out=C), n, n, n, repeat=repeat)
-            )
-            if "parallel" in variants:
-                out["parallel"].append(
-                    gflops(
-                        lambda: blas.sgemm(A, B, C, variant="parallel"),
-                        n,
-                        n,
-                        n,
-                        repeat=repeat,
-                    )
-                )
+        for name in names:
+            if name == "naive" and n > naive_max:
+                continue
+            if name.startswith("numpy"):
+                fn = functools.partial(np.matmul, A, B, out=C)
+            else:
+                fn = functools.partial(blas.sgemm, A, B, C, variant=name)
+            multi = name in ("parallel", f"numpy {T}T")
+            groups[T if multi else 1][name, n] = fn
+    number, best, warm = {}, {}, set()
+    for t, fns in groups.items():
+        with threads(t):
+            for key, fn in fns.items():
+                if key[0] not in warm:  # compile once, at the smallest size
+                    fn()
+                    warm.add(key[0])
+                number[key] = _calls_per_round(fn, min_time)  # also warms caches
+                best[key] = math.inf
+    for _ in range(repeat):
+        for t, fns in groups.items():
+            with threads(t):
+                for key, fn in fns.items():
+                    best[key] = min(best[key], _seconds_per_call(fn, number[key]))
+    out = {"n": list(sizes)}
+    for name in names:
+        out[name] = [
+            blas.gemm_flops(n, n, n) / best[name, n] / 1e9
+            if (name, n) in best
+            else math.nan
+            for n in sizes
+        ]
     return out
 
 
@@ -450,7 +457,7 @@ def run(quick: bool = False) -> list[Table]:
             res["parallel"][i] / res[f"numpy {T}T"][i],
         )
     square.notes.append(
-        f"best of {repeat} per cell; the headline table above interleaves its runs"
+        f"best of {repeat} interleaved rounds per cell (every cell timed each round)"
     )
 
     shapes = Table(
@@ -460,10 +467,14 @@ def run(quick: bool = False) -> list[Table]:
     for name, m, k, n in seed_model_shapes():
         A, B, C = _operands(m, k, n)
         with threads(1):
-            g_np = gflops(lambda: np.matmul(A, B, out=C), m, n, k, repeat=repeat)
-            g_tb = gflops(
-                lambda: blas.sgemm(A, B, C, variant="packed"), m, n, k, repeat=repeat
+            seconds = best_times(
+                {
+                    "numpy": lambda: np.matmul(A, B, out=C),
+                    "packed": lambda: blas.sgemm(A, B, C, variant="packed"),
+                },
+                rounds=repeat,
             )
+        g_np, g_tb = (blas.gemm_flops(m, n, k) / seconds[v] / 1e9 for v in seconds)
         shapes.add(name, m, k, n, g_np, g_tb, g_tb / g_np)
     shapes.notes.append(
         f"the micro-kernel computes {blas.MR}×{blas.NR} tiles:"
