@@ -205,7 +205,10 @@ def sweep(
     ``repeat`` rounds times every cell once (calls lasting at least ``min_time``
     seconds; the one-thread cells, then the multi-thread ones) and each cell keeps its
     fastest round, so a burst of load from another process slows all the cells in some
-    rounds instead of one cell in all of its rounds."""
+    rounds instead of one cell in all of its rounds. The multi-thread cells get four
+    times the rounds, each a quarter as long: a parallel region waits for its slowest
+    thread, so on a shared machine only short runs find every core free (see
+    :func:`cnnbook.blas.peak_gflops`)."""
     T = parallel_threads
     names = ["numpy", *variants, f"numpy {T}T"]
     groups: dict[int, dict] = {1: {}, T: {}}  # thread count -> {(name, n): fn}
@@ -227,10 +230,13 @@ def sweep(
                 if key[0] not in warm:  # compile once, at the smallest size
                     fn()
                     warm.add(key[0])
-                number[key] = _calls_per_round(fn, min_time)  # also warms caches
+                sample = min_time if t == 1 else min_time / 4
+                number[key] = _calls_per_round(fn, sample)  # also warms caches
                 best[key] = math.inf
-    for _ in range(repeat):
+    for r in range(4 * repeat):
         for t, fns in groups.items():
+            if t == 1 and r % 4:
+                continue  # the one-thread cells: one round in four
             with threads(t):
                 for key, fn in fns.items():
                     best[key] = min(best[key], _seconds_per_call(fn, number[key]))
