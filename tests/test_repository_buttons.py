@@ -192,22 +192,39 @@ html_theme_options = {BUILD_OPTIONS!r}
 """
 
 
-def _build(tmp_path: Path, origin: str | None) -> str:
-    src = _git_repo(tmp_path / "book", origin)
-    (src / "conf.py").write_text(CONF)
-    (src / "index.ipynb").write_text(json.dumps(NOTEBOOK))
-    out = tmp_path / "html"
+# Both tiny books in one Python process, one Sphinx application each (sphinx-build's
+# own entry point): the second build skips the interpreter start and the imports.
+BUILD_ALL = """
+import sys
+from sphinx.cmd.build import main
+status = [main(["-b", "html", "-q", "-W", "-E", src, out])
+          for src, out in zip(sys.argv[1::2], sys.argv[2::2])]
+sys.exit(max(status))
+"""
+
+ORIGINS = {"github": "git@github.com:owner/name.git", "none": None}
+
+
+@pytest.fixture(scope="module")
+def tiny_books(tmp_path_factory) -> dict[str, str]:
+    """The index.html of a tiny book per ORIGINS entry, built with -W."""
+    args, outs = [], {}
+    for name, origin in ORIGINS.items():
+        tmp = tmp_path_factory.mktemp(name)
+        src = _git_repo(tmp / "book", origin)
+        (src / "conf.py").write_text(CONF)
+        (src / "index.ipynb").write_text(json.dumps(NOTEBOOK))
+        outs[name] = tmp / "html"
+        args += [str(src), str(outs[name])]
     result = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "-E", src, out],
-        capture_output=True,
-        text=True,
+        [sys.executable, "-c", BUILD_ALL, *args], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return (out / "index.html").read_text()
+    return {name: (out / "index.html").read_text() for name, out in outs.items()}
 
 
-def test_tiny_book_with_a_github_origin_links_there(tmp_path):
-    html = _build(tmp_path, "git@github.com:owner/name.git")
+def test_tiny_book_with_a_github_origin_links_there(tiny_books):
+    html = tiny_books["github"]
     assert 'href="https://github.com/owner/name"' in html
     assert "source-repository-button" in html
     assert (
@@ -216,8 +233,8 @@ def test_tiny_book_with_a_github_origin_links_there(tmp_path):
     assert "executablebooks/jupyter-book" not in html
 
 
-def test_tiny_book_without_origin_shows_no_button_to_nowhere(tmp_path):
-    html = _build(tmp_path, None)
+def test_tiny_book_without_origin_shows_no_button_to_nowhere(tiny_books):
+    html = tiny_books["none"]
     assert "source-repository-button" not in html
     assert "mybinder.org" not in html
     assert "launch-buttons" not in html
