@@ -601,11 +601,11 @@ def diagnose(series, epochs=None) -> Diagnosis:
     - **the control**: a busy neighbour core, a clock that drops, a debug allocator
       slow *every* phase of a step together, so a phase is judged against a
       control measured at the same steps: every phase against ``"forward"``
-      (:data:`CONTROL`), the forward pass against the sum of the other phases.
+      (``CONTROL``), the forward pass against the sum of the other phases.
       ``relative`` is the growth (same windows) of the phase's time divided, step
       by step, by its control's: 1.0 when both drift alike. A phase is
       **growing** when its time grows by itself *and* grows clearly more than its
-      control's: ``relative`` at least 1.5 (:data:`RELATIVE_THRESHOLD`) and beyond
+      control's: ``relative`` at least 1.5 (``RELATIVE_THRESHOLD``) and beyond
       the noise of that quotient. Uniform drift is therefore never growth, while a
       backward that triples as forward drifts by 1.3 is (``relative`` 2.3). With a
       single phase, or no ``"forward"``, there is no control: the first rule
