@@ -373,9 +373,8 @@ def _forward_reordered(xp, w, b, out, sh, sw, dh, dw):
                         wv = w[f, c, i, j]
                         for oh in range(Ho):
                             ih = _index(oh * sh + i * dh)
-                            for ow in range(
-                                Wo
-                            ):  # contiguous in out (and in xp when sw == 1)
+                            # contiguous in out (and in xp when sw == 1)
+                            for ow in range(Wo):
                                 out[n, f, oh, ow] += (
                                     wv * xp[n, c, ih, _index(ow * sw + j * dw)]
                                 )
@@ -543,11 +542,10 @@ def _backward_joined(dout_wide, xp, w, dxp, dw_parts, db_parts, L, dh, dw):
     """Backward of :func:`_forward_joined`; ``dout_wide`` holds zeros where outputs were
     thrown away.
 
-    Its ∂L/∂w sums run over L ≈ Ho·Wp products, too long for the per-column partial sums
-    of
-    :func:`_backward_reordered`: this kernel is compiled with ``fastmath={"reassoc"}``
-    instead, which allows the compiler to reorder the additions of one sum (and so to
-    vectorize it).
+    Its ∂L/∂w sums run over L ≈ Ho·Wp products, too long for the per-column partial
+    sums of :func:`_backward_reordered`: this kernel is compiled with
+    ``fastmath={"reassoc"}`` instead, which allows the compiler to reorder the additions
+    of one sum (and so to vectorize it).
     """
     N, F = dout_wide.shape[0], dout_wide.shape[1]
     C, kH, kW = w.shape[1], w.shape[2], w.shape[3]
