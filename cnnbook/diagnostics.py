@@ -4,15 +4,20 @@ counting.
 Chapter 9 uses these to find out why a backward pass can get slower every epoch. The
 tools are small on purpose, so that they cost nothing measurable when switched on:
 
-- :class:`PhaseTimer` sums wall time per named phase (``"forward"``, ``"backward"``,
-  ...) within an epoch and keeps one total per epoch; optionally it records traced
-  Python memory (``tracemalloc``) and the process's resident set size at the end of
-  every epoch.
+- :class:`PhaseTimer` sums the time of its clock (wall time by default) per named
+  phase (``"forward"``, ``"backward"``, ...) within an epoch and keeps one total per
+  epoch; optionally it records traced Python memory (``tracemalloc``) and the
+  process's resident set size at the end of every epoch.
 - :func:`count_subnormal` / :func:`flush_subnormal` find and zero subnormal floats in
   arrays.
 - :func:`growth` turns a per-epoch series into one number: late epochs relative to early
   ones.
 - :func:`plot_profile` draws forward/backward time and memory per epoch for any run.
+- :func:`diagnose` judges per-phase series against the forward control: which phases
+  grow, as a ramp or a staircase, whether memory grows, and which suspects remain.
+- :func:`compare_profiles` ranks the functions whose own time grew between an early
+  and a late cProfile profile.
+- :func:`live_objects` counts the live Python objects the garbage collector tracks.
 """
 
 from __future__ import annotations
@@ -68,7 +73,7 @@ def live_objects() -> int:
 
 
 class PhaseTimer:
-    """Wall time per phase and epoch, plus optional memory per epoch or per step.
+    """Time per phase and epoch (wall or CPU: see ``clock``), plus optional memory.
 
     Use it around the phases of a training step, and close each epoch::
 
@@ -652,8 +657,12 @@ def diagnose(series, epochs=None) -> Diagnosis:
       added at discrete events, and every later step pays for it);
     - time and memory grow: ``"never-cleared graph"`` (each step keeps its inputs
       and the growing phase walks them all; the control, which does not grow as
-      much, rules out a global cause), then ``"instrumentation"`` (logs
-      re-scanned also grow), ``"allocation"``, ``"leak"``;
+      much, rules out a *global* cause), then ``"instrumentation"`` (logs
+      re-scanned also grow), ``"allocation"`` (an allocation made in that phase
+      alone that gets slower cannot be ruled out by these series), ``"leak"`` (a
+      leak alone does not cost time, but can come with any of them). The list
+      holds everything these series cannot rule out, most likely first; the
+      fingerprints of Chapter 9 rule out more;
     - time grows, memory flat: ``"subnormals"`` (nothing is kept, values decay:
       count subnormals in that phase's tensors), then ``"allocation"``. A
       never-cleared graph or a leak would show in memory, so they are not

@@ -31,7 +31,7 @@ EXERCISES = [
     Exercise(
         "9.1",
         "Name the second mystery's cause",
-        "harder",
+        "medium",
         "diagnosis",
         "per-phase timing, memory and object counts, ramp vs staircase",
         "check_mystery",
