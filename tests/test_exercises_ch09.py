@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 from cnnbook.exercises import (
-    check_count_subnormal,
     check_first_subnormal_step,
     check_mystery,
     check_running_mean,
+    check_stair_growth,
 )
 from cnnbook.exercises.ch09 import EXERCISES, mystery
 
@@ -24,7 +24,7 @@ def stub(*args):
     [
         check_mystery,
         check_first_subnormal_step,
-        check_count_subnormal,
+        check_stair_growth,
         check_running_mean,
     ],
 )
@@ -147,76 +147,75 @@ def test_first_subnormal_reports_a_non_integer():
     assert not result and "expected the integer" in result.message
 
 
-# --- 9.3 count the subnormals
+# --- 9.3 how much do piling hooks grow
 
 
-def test_count_subnormal_accepts_a_correct_solution():
-    def count_subnormal(x):
-        magnitude = np.abs(x)
-        return int(
-            np.count_nonzero(
-                (magnitude > 0) & (magnitude < np.finfo(x.dtype).smallest_normal)
-            )
-        )
-
-    assert check_count_subnormal(count_subnormal)
+def _median(v):
+    return float(np.median(v))
 
 
-def test_count_subnormal_accepts_a_loop():
-    def by_loop(x):
-        tiny = np.finfo(x.dtype).smallest_normal
-        return sum(1 for v in x.ravel() if 0 < abs(v) < tiny)
+def test_stair_growth_accepts_a_correct_solution():
+    def stair_growth(b, h, epochs, steps_per_epoch):
+        steps = np.repeat(np.arange(1, epochs + 1), steps_per_epoch)
+        series = b + steps * h
+        w = max(3, len(series) // 4)
+        return _median(series[-w:]) / _median(series[:w])
 
-    assert check_count_subnormal(by_loop)
-
-
-def test_count_subnormal_rejects_counting_zeros():
-    def counts_zeros(x):
-        return int(np.count_nonzero(np.abs(x) < np.finfo(x.dtype).smallest_normal))
-
-    result = check_count_subnormal(counts_zeros)
-    assert not result and "zero is not subnormal" in result.message
+    assert check_stair_growth(stair_growth)
 
 
-def test_count_subnormal_rejects_the_float64_limit_for_every_dtype():
-    def one_limit(x):
-        magnitude = np.abs(x)
-        return int(
-            np.count_nonzero(
-                (magnitude > 0) & (magnitude < np.finfo(np.float64).smallest_normal)
-            )
-        )
+def test_stair_growth_accepts_a_loop():
+    def by_loop(b, h, epochs, steps_per_epoch):
+        series = []
+        for e in range(1, epochs + 1):
+            series += [b + e * h] * steps_per_epoch
+        w = max(3, len(series) // 4)
+        return _median(series[len(series) - w :]) / _median(series[:w])
 
-    result = check_count_subnormal(one_limit)
-    assert not result and "float32's is 2**-126" in result.message
+    assert check_stair_growth(by_loop)
 
 
-def test_count_subnormal_rejects_the_float32_limit_for_every_dtype():
-    def float32_limit(x):
-        magnitude = np.abs(x)
-        tiny = np.finfo(np.float32).smallest_normal
-        return int(np.count_nonzero((magnitude > 0) & (magnitude < tiny)))
-
-    result = check_count_subnormal(float32_limit)
-    assert not result and "use x.dtype's own limit" in result.message
+def _hooks(b, h, epochs, steps_per_epoch, first=1):
+    steps = np.repeat(np.arange(first, epochs + first), steps_per_epoch)
+    return b + steps * h
 
 
-def test_count_subnormal_rejects_forgetting_the_sign():
-    def signed(x):
-        return int(np.count_nonzero((x > 0) & (x < np.finfo(x.dtype).smallest_normal)))
+def test_stair_growth_rejects_counting_checks_from_zero():
+    def from_zero(b, h, epochs, steps_per_epoch):
+        series = _hooks(b, h, epochs, steps_per_epoch, first=0)
+        w = max(3, len(series) // 4)
+        return _median(series[-w:]) / _median(series[:w])
 
-    result = check_count_subnormal(signed)
-    assert not result and "negative subnormals count too" in result.message
+    result = check_stair_growth(from_zero)
+    assert not result and "the first epoch already runs one" in result.message
 
 
-def test_count_subnormal_rejects_counting_the_smallest_normal():
-    def inclusive(x):
-        magnitude = np.abs(x)
-        tiny = np.finfo(x.dtype).smallest_normal
-        return int(np.count_nonzero((magnitude > 0) & (magnitude <= tiny)))
+def test_stair_growth_rejects_last_epoch_over_first():
+    def epochs_only(b, h, epochs, steps_per_epoch):
+        return (b + epochs * h) / (b + h)
 
-    result = check_count_subnormal(inclusive)
-    assert not result and "strictly below it" in result.message
+    result = check_stair_growth(epochs_only)
+    assert not result and "a quarter of all the steps" in result.message
+
+
+def test_stair_growth_rejects_means():
+    def means(b, h, epochs, steps_per_epoch):
+        series = _hooks(b, h, epochs, steps_per_epoch)
+        w = max(3, len(series) // 4)
+        return float(np.mean(series[-w:]) / np.mean(series[:w]))
+
+    result = check_stair_growth(means)
+    assert not result and "medians, not means" in result.message
+
+
+def test_stair_growth_rejects_windows_without_the_minimum():
+    def no_minimum(b, h, epochs, steps_per_epoch):
+        series = _hooks(b, h, epochs, steps_per_epoch)
+        w = len(series) // 4
+        return _median(series[-w:]) / _median(series[:w])
+
+    result = check_stair_growth(no_minimum)
+    assert not result and "at least 3 steps per window" in result.message
 
 
 # --- 9.4 running mean

@@ -22,7 +22,7 @@ __all__ = [
     "mystery",
     "check_mystery",
     "check_first_subnormal_step",
-    "check_count_subnormal",
+    "check_stair_growth",
     "check_running_mean",
     "EXERCISES",
 ]
@@ -48,12 +48,12 @@ EXERCISES = [
     ),
     Exercise(
         "9.3",
-        "Count the subnormals",
-        "easy",
-        "implementation",
-        "np.finfo, float32 vs float64 limits",
-        "check_count_subnormal",
-        "ex09-count-subnormal",
+        "How much do piling hooks grow?",
+        "medium",
+        "prediction",
+        "staircases, medians over windows, reading diagnose's growth",
+        "check_stair_growth",
+        "ex09-stair-growth",
     ),
     Exercise(
         "9.4",
@@ -278,57 +278,48 @@ def _closed_form(start, beta, dtype) -> int:
 # --------------------------------------------------------------------------------------
 # 9.3, 9.4
 # --------------------------------------------------------------------------------------
-def _subnormal_count(x: np.ndarray) -> int:
-    info = np.finfo(x.dtype)
-    return int(sum(1 for v in x.ravel() if v != 0 and abs(v) < info.smallest_normal))
+def _stair_growth(b: float, h: float, epochs: int, steps_per_epoch: int) -> float:
+    """Noise-free piling hooks: epoch e (from 1) costs b + e*h per step; the growth
+    rule of ``diagnose``: median of the last w steps over the first w."""
+    series = [b + e * h for e in range(1, epochs + 1) for _ in range(steps_per_epoch)]
+    w = max(3, len(series) // 4)
+    first, last = sorted(series[:w]), sorted(series[-w:])
+
+    def median(v):
+        m = len(v) // 2
+        return v[m] if len(v) % 2 else (v[m - 1] + v[m]) / 2
+
+    return median(last) / median(first)
 
 
-def check_count_subnormal(fn) -> CheckResult:
-    """``fn(x)`` → how many entries of the float array ``x`` are subnormal, as an
-    ``int``.
+def check_stair_growth(fn) -> CheckResult:
+    """``fn(b, h, epochs, steps_per_epoch)`` → the growth factor ``diagnose`` reports
+    for piling hooks without noise, as a float.
 
-    Subnormal: nonzero, and smaller in magnitude than the smallest *normal* number of
-    ``x``'s own dtype (``np.finfo(x.dtype).smallest_normal``). Zero is not subnormal.
+    Epoch ``e`` (counting from 1) runs ``e`` checks of ``h`` seconds after a backward
+    pass of ``b`` seconds. Growth: the median of the last ``w`` steps over the median of
+    the first ``w``, ``w = max(3, n // 4)`` for ``n = epochs * steps_per_epoch``.
     """
-    tiny32, tiny64 = (
-        np.finfo(np.float32).smallest_normal,
-        np.finfo(np.float64).smallest_normal,
-    )
     cases = [
-        (np.array([1.0, 0.5, -2.0], np.float32), "ordinary numbers are normal"),
+        ((1.0, 0.5, 4, 24), "epoch e runs e checks: the first epoch already runs one"),
         (
-            np.array([0.0, 0.0, 1.0], np.float64),
-            "zero is not subnormal: it has its own encoding",
+            (2.0, 1.0, 12, 24),
+            "the windows are a quarter of all the steps (w = n // 4), not one epoch",
         ),
         (
-            np.array([tiny32 / 2, tiny32 / 8, 0.0], np.float32),
-            "use x.dtype's own smallest normal: float32's is 2**-126, about 1.18e-38",
+            (1.0, 1.0, 5, 6),
+            "medians, not means: a window that straddles two epochs has the median"
+            " of its majority",
         ),
-        (
-            np.array([-tiny32 / 2, tiny32 / 4, -1.0], np.float32),
-            "use the magnitude (np.abs): negative subnormals count too",
-        ),
-        (
-            np.array([tiny32, 2 * tiny32, tiny32 / 2], np.float32),
-            "the smallest normal itself is normal: count magnitudes strictly below it",
-        ),
-        (
-            np.array([1e-39, 1e-40, 1e-300], np.float64),
-            "1e-39 is subnormal in float32 but perfectly normal in float64:"
-            " use x.dtype's own limit",
-        ),
-        (np.array([tiny64 / 3, 5e-324, -tiny64, 0.0]), ""),
-        (
-            (np.float32(0.9) ** np.arange(0, 900, 7, dtype=np.float32)).astype(
-                np.float32
-            ),
-            "",
-        ),
+        ((1.0, 0.2, 8, 10), ""),
+        ((1.0, 1.0, 10, 1), "at least 3 steps per window: w = max(3, n // 4)"),
+        ((0.5, 2.0, 3, 4), ""),
     ]
     return run_cases(
-        "count_subnormal",
+        "stair_growth",
         fn,
-        [Case((x,), _subnormal_count(x), hint=hint) for x, hint in cases],
+        [Case(args, _stair_growth(*args), hint=hint) for args, hint in cases],
+        rtol=1e-6,
     )
 
 
