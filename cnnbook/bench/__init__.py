@@ -62,10 +62,18 @@ def best_times(
 
 def _calls_per_round(fn: Callable[[], object], min_time: float) -> int:
     """How many calls of ``fn`` last at least ``min_time`` seconds (doubling)."""
+    return _calibrate(fn, min_time)[0]
+
+
+def _calibrate(fn: Callable[[], object], min_time: float) -> tuple[int, float]:
+    """Calls per round (doubling until a round lasts ``min_time``) and the seconds per
+    call of that last round, which a caller may count as its first round."""
     number = 1
-    while _seconds_per_call(fn, number) * number < min_time and number < 1 << 20:
+    while True:
+        seconds = _seconds_per_call(fn, number)
+        if seconds * number >= min_time or number >= 1 << 20:
+            return number, seconds
         number *= 2
-    return number
 
 
 def _seconds_per_call(fn: Callable[[], object], number: int) -> float:

@@ -16,7 +16,6 @@ float32 GEMM rate.
 from __future__ import annotations
 
 import contextlib
-import time
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -24,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from .. import fast, functional, naive, winograd
-from . import Table, best_time, best_times
+from . import Table, _calibrate, _seconds_per_call, best_time, best_times
 
 try:
     import numba
@@ -287,7 +286,7 @@ def time_rungs(
         for rung, _, fns in jobs:
             with threads(rung.threads):
                 for direction, fn in fns.items():
-                    seconds = _per_call(fn, number[rung.name, direction])
+                    seconds = _seconds_per_call(fn, number[rung.name, direction])
                     best[rung.name, direction] = min(
                         best[rung.name, direction], seconds
                     )
@@ -310,24 +309,6 @@ def time_rungs(
             record["ns_per_madd"] = fwd / (prob["flops"] / 2) * 1e9
         records.append(record)
     return records
-
-
-def _per_call(fn: Callable[[], object], number: int) -> float:
-    start = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - start) / number
-
-
-def _calibrate(fn: Callable[[], object], min_time: float) -> tuple[int, float]:
-    """Calls per round (doubling until a round lasts ``min_time``) and the seconds per
-    call of that last round, which counts as the first round."""
-    number = 1
-    while True:
-        seconds = _per_call(fn, number)
-        if seconds * number >= min_time or number >= 1 << 20:
-            return number, seconds
-        number *= 2
 
 
 def gemm_gflops(n_threads: int = 1, size: int = 512, repeat: int = 5) -> float:
