@@ -29,10 +29,18 @@ class Source:
         # The fence must be longer than any backtick run inside the code.
         longest = max((len(run) for run in re.findall(r"`+", self.code)), default=0)
         fence = "`" * max(3, longest + 1)
-        return f"*{self.origin}*\n\n{fence}python\n{self.code}\n{fence}\n"
+        header = "  \n".join(f"*{origin}*" for origin in self._origins())
+        return f"{header}\n\n{fence}python\n{self.code}\n{fence}\n"
 
     def __repr__(self) -> str:
-        return f"# {self.origin}\n{self.code}"
+        header = "\n".join(f"# {origin}" for origin in self._origins())
+        return f"{header}\n{self.code}"
+
+    def _origins(self) -> list[str]:
+        # one line per origin when together they do not fit the 88-column text column
+        if len(self.origin) + 2 <= 88:
+            return [self.origin]
+        return self.origin.split("; ")
 
 
 def show(*objects) -> Source:
