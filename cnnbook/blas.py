@@ -108,12 +108,14 @@ __all__ = [
     "fma_row",
     "update_row",
     "prefetch_row",
+    "copy_row",
     "with_tile",
     "micro_kernel_asm",
     "micro_kernel_gflops",
     "micro_kernel_sweep",
     "scale",
     "vector_fma_counts",
+    "fma_loop",
     "peak_kernel_asm",
     "peak_accumulators",
     "peak_gflops",
@@ -371,9 +373,14 @@ def block_sizes(
     other operand) that stream through. With float32 (4 bytes) and the tile MR × NR:
 
     * **kc (L1).** The micro-kernel reuses a ``kc × NR`` micro-panel of B for every
-      ``MR × kc`` micro-panel of A, so B's stays in L1 while A's stream through. A's
-      gets ``C_A = ⌊(W₁ − 1) / (1 + NR/MR)⌋`` ways (B's takes ``NR/MR`` times as
-      many): ``kc = C_A · S₁ · L / (4 · MR)``.
+      ``MR × kc`` micro-panel of A, so B's stays in L1 while A's stream through. The
+      two get whole ways, ``C_B`` and ``C_A`` with ``C_A + C_B ≤ W₁ − 1``, and kc is
+      the longest for which both fit: the largest over ``C_B`` of ``min(C_B · S₁ · L /
+      (4 · NR), (W₁ − 1 − C_B) · S₁ · L / (4 · MR))``. (Low et al.'s closed form
+      ``C_A = ⌊(W₁ − 1) / (1 + NR/MR)⌋``, ``kc = C_A · S₁ · L / (4 · MR)`` is the case
+      where A's micro-panel fills its ways exactly; when ``NR/MR`` is not a whole
+      number it leaves ways empty: 1 + 3 of 7 for the AVX2 tile 6 × 16, kc = 170,
+      where 2 + 5 allow kc = 320.)
     * **mc (L2).** The packed ``mc × kc`` block of A is reused for every micro-panel of
       B: it gets the L2 ways that the B micro-panel and one streaming way leave,
       ``C_Ac = W₂ − 1 − ⌈4 · kc · NR / (S₂ · L)⌉``: ``mc = C_Ac · S₂ · L / (4 · kc)``,
@@ -393,8 +400,14 @@ def block_sizes(
         way1 = caches.l1d // caches.l1_ways  # bytes per way: sets × line
         way2 = caches.l2 // caches.l2_ways
         way3 = caches.l3 // caches.l3_ways
-        ways_a = max(1, (caches.l1_ways - 1) * mr // (mr + nr))
-        kc = _round_down(ways_a * way1 // (4 * mr), 8, 8)
+        kc = max(  # C_B ways for B's micro-panel, the others but one for A's
+            min(
+                ways_b * way1 // (4 * nr),
+                (caches.l1_ways - 1 - ways_b) * way1 // (4 * mr),
+            )
+            for ways_b in range(1, max(2, caches.l1_ways - 1))
+        )
+        kc = _round_down(kc, 8, 8)
         ways_ac = max(1, caches.l2_ways - 1 - _ceil_div(4 * kc * nr, way2))
         mc = _round_down(ways_ac * way2 // (4 * kc), mr, mr)
         ways_bc = max(1, caches.l3_ways - 1 - _ceil_div(4 * mc * kc, way3))
@@ -508,8 +521,9 @@ def gemm_blocked(A, B, C, alpha, beta, mc, kc, nc):
 
 
 def _tile_intrinsics(mr: int, nr: int, lanes: int):
-    """``(zero_tile, fma_row, update_row)`` for an ``mr × nr`` float32 tile in vectors
-    of ``lanes``: the operations of the micro-kernel that numba cannot spell.
+    """``(zero_tile, fma_row, update_row, prefetch_row, copy_row)`` for an ``mr × nr``
+    float32 tile in vectors of ``lanes``: the operations of the micro-kernel (and of
+    packing) that numba cannot spell.
 
     numba has no vector type, and LLVM, left to itself, unrolls a 16-long tile loop
     completely before its loop vectorizer sees it (numba leaves the SLP vectorizer
@@ -521,7 +535,7 @@ def _tile_intrinsics(mr: int, nr: int, lanes: int):
         def missing(*args):
             raise ImportError(_NUMBA_MISSING)
 
-        return missing, missing, missing, missing
+        return missing, missing, missing, missing, missing
     if nr % lanes:
         raise ValueError(f"the tile width {nr} is not a multiple of {lanes} lanes")
     f32 = llvm_ir.FloatType()
@@ -666,10 +680,44 @@ def _tile_intrinsics(mr: int, nr: int, lanes: int):
 
         return signature, codegen
 
-    return zero_tile, fma_row, update_row, prefetch_row
+    @intrinsic
+    def copy_row(typingctx, panel, p, M, r, c):
+        """``panel[p, :] = M[r, c:c+NR]`` in NR / LANES vector loads and stores, for
+        float32 matrices with contiguous rows: the copy of one step p when packing
+        (a plain loop of NR floats would compile to NR scalar moves, as the
+        micro-kernel's loops do)."""
+        if not all(
+            isinstance(x, types.Array) and x.ndim == 2 and x.dtype == types.float32
+            for x in (panel, M)
+        ):
+            return None
+        signature = types.void(panel, p, M, r, c)
+
+        def codegen(context, builder, signature, args):
+            panel, p, M, r, c = args
+            ty = signature.args
+            p, r, c = (
+                context.cast(builder, x, t, types.intp)
+                for x, t in ((p, ty[1]), (r, ty[3]), (c, ty[4]))
+            )
+            zero = llvm_ir.Constant(i64, 0)
+            out = context.make_array(ty[0])(context, builder, panel)
+            src = context.make_array(ty[2])(context, builder, M)
+            to = cgutils.get_item_pointer(context, builder, ty[0], out, [p, zero])
+            row = cgutils.get_item_pointer(context, builder, ty[2], src, [r, c])
+            for v in range(nr // lanes):
+                offset = [llvm_ir.Constant(i64, v * lanes)]
+                x = builder.bitcast(builder.gep(row, offset), vector.as_pointer())
+                y = builder.bitcast(builder.gep(to, offset), vector.as_pointer())
+                builder.store(builder.load(x, align=4), y, align=4)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return zero_tile, fma_row, update_row, prefetch_row, copy_row
 
 
-zero_tile, fma_row, update_row, prefetch_row = _tile_intrinsics(MR, NR, LANES)
+zero_tile, fma_row, update_row, prefetch_row, copy_row = _tile_intrinsics(MR, NR, LANES)
 
 
 @_jit
@@ -773,14 +821,15 @@ def pack_b(B, pc, jc, kb, nb, Bp):
     p, jc + t·NR + j]`` of NR columns, each one contiguous (kb × NR floats). ``Bp``: at
     least (⌈nb / NR⌉, kb, NR), float32; narrow panels are zero-padded."""
     for t in range((nb + NR - 1) // NR):
-        width = min(NR, nb - t * NR)
-        for p in range(kb):
-            row = B[pc + p, jc + t * NR : jc + t * NR + width]
-            out = Bp[t, p]
-            for j in range(width):
-                out[j] = row[j]
-            for j in range(width, NR):
-                out[j] = 0
+        j0, width = jc + t * NR, min(NR, nb - t * NR)
+        panel = Bp[t]  # (kb, NR)
+        if width == NR:  # NR / LANES vector loads and stores per step p
+            for p in range(kb):
+                copy_row(panel, p, B, pc + p, j0)  # panel[p, :] = B[pc + p, j0:j0+NR]
+        else:  # the last, narrow panel: zeros right of the matrix
+            for p in range(kb):
+                for j in range(NR):
+                    panel[p, j] = B[pc + p, j0 + j] if j < width else 0
 
 
 @_jit
@@ -923,7 +972,7 @@ def _compile_tiled(tile: RegisterTile) -> _pytypes.SimpleNamespace:
     namespace = dict(globals())
     namespace.update(MR=int(tile.mr), NR=int(tile.nr), LANES=int(tile.lanes))
     intrinsics = _tile_intrinsics(int(tile.mr), int(tile.nr), int(tile.lanes))
-    names = ("zero_tile", "fma_row", "update_row", "prefetch_row")
+    names = ("zero_tile", "fma_row", "update_row", "prefetch_row", "copy_row")
     namespace.update(zip(names, intrinsics))
     for name in _TILED:
         source = globals()[name].py_func
@@ -1045,7 +1094,9 @@ def _as_scalar(value, name: str) -> np.float32:
 
 
 def _sgemm_operands(A, B, C, alpha, beta, variant):
-    """The checks of :func:`sgemm`, done once at the boundary: ``(A, B, C, α, β)``."""
+    """The checks of :func:`sgemm`, done once at the boundary: ``(A, B, C, α, β)``,
+    with A and B in row-major order (transposed or strided inputs copied: an O(mk + kn)
+    copy next to O(mnk) work) and C allocated when it is None."""
     if variant not in KERNELS:
         raise ValueError(
             f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}"
@@ -1080,8 +1131,16 @@ def _sgemm_operands(A, B, C, alpha, beta, variant):
             )
     if numba is None:
         raise ImportError(_NUMBA_MISSING)
+    return np.ascontiguousarray(A), np.ascontiguousarray(B), C, alpha, beta
 
-    return A, B, C, alpha, beta
+
+def _kernel_for(variant: str, tile: RegisterTile | None):
+    """The compiled kernel of ``variant`` (the tiled ones compiled for ``tile``,
+    default the host's, by :func:`with_tile`) and the tile it uses."""
+    tiled = with_tile(tile or TILE)
+    if variant in ("register", "packed", "parallel"):
+        return getattr(tiled, f"gemm_{variant}"), tiled.tile
+    return KERNELS[variant], tiled.tile
 
 
 def sgemm(
@@ -1097,41 +1156,29 @@ def sgemm(
 ):
     """``C ← αAB + βC`` in single precision with the tiny BLAS; returns C.
 
-    A: (m, k), B: (k, n), C: (m, n), all float32 (other dtypes → TypeError, no silent
-    casting). ``C=None`` allocates a new result (then ``beta`` must be 0). A given C is
-    updated in place; ``beta = 0`` ignores its old contents. ``variant`` is one of
-    ``VARIANTS``; ``blocks`` sets the cache block sizes of the blocked variants as
-    given (default: :func:`block_sizes`, balanced to the shape by
-    :func:`balanced_block`); ``tile`` compiles the register-tiled variants for another
-    register tile (default: the host's ``TILE``; see :func:`with_tile`).
-
-    Transposed or otherwise non-contiguous A and B are *handled by copying* them into
-    row-major order first (an O(mk + kn) copy next to O(mnk) work). A non-contiguous C
-    is computed in a contiguous copy and written back. C must not share memory with A or
-    B (ValueError).
+    A: (m, k), B: (k, n), C: (m, n), all float32 (no silent casting; transposed or
+    strided A and B are copied to row-major order). ``C=None`` allocates the result
+    (then ``beta`` must be 0); a given C is updated in place, and ``beta = 0`` ignores
+    its old contents. ``variant``: one of ``VARIANTS``. ``blocks``: the cache block
+    sizes, used as given (default: :func:`block_sizes`, balanced to the shape).
+    ``tile``: another register tile (default: the host's ``TILE``, see
+    :func:`with_tile`).
     """
     A, B, C, alpha, beta = _sgemm_operands(A, B, C, alpha, beta, variant)
+    kernel, tile = _kernel_for(variant, tile)
+    out = C if C.flags.c_contiguous else np.ascontiguousarray(C)
     m, k = A.shape
     n = B.shape[1]
-    A = np.ascontiguousarray(A)
-    B = np.ascontiguousarray(B)
-    out = C if C.flags.c_contiguous else np.ascontiguousarray(C)
-    tiled = with_tile(tile or TILE)
-    if m and n:
-        if alpha == 0 or k == 0:  # BLAS: A and B are not read at all
-            scale(out, beta)
-        elif variant in ("naive", "ikj"):
-            KERNELS[variant](A, B, out, alpha, beta)
-        else:
-            mc, kc, nc = _blocks_for(variant, m, n, k, blocks, tiled.tile)
-            kernel = (
-                KERNELS[variant]
-                if variant == "blocked"
-                else getattr(tiled, f"gemm_{variant}")
-            )
-            kernel(A, B, out, alpha, beta, mc, kc, nc)
+    if m == 0 or n == 0:
+        return C
+    if alpha == 0 or k == 0:  # BLAS: A and B are not read at all
+        scale(out, beta)
+    elif variant in ("naive", "ikj"):
+        kernel(A, B, out, alpha, beta)
+    else:  # cache blocks from the caches, balanced to the shape
+        kernel(A, B, out, alpha, beta, *_blocks_for(variant, m, n, k, blocks, tile))
     if out is not C:
-        C[...] = out
+        C[...] = out  # C was not contiguous: the result computed in a copy
     return C
 
 
@@ -1155,8 +1202,10 @@ def _blocks_for(variant, m, n, k, blocks, tile):
     return int(mc), int(kc), int(nc)
 
 
-def _check_matmul_operands(a, b):
-    """The checks of :func:`matmul`: float32 NumPy arrays of at least one dimension."""
+def _matmul_operands(a, b):
+    """The checks of :func:`matmul` (float32 NumPy arrays of at least one dimension,
+    inner dimensions that agree), with 1-D operands promoted as ``numpy.matmul`` does:
+    ``(a, b, squeeze)``, where ``squeeze`` lists the axes to drop from the result."""
     for name, x in (("a", a), ("b", b)):
         if not isinstance(x, np.ndarray):
             raise TypeError(
@@ -1171,57 +1220,51 @@ def _check_matmul_operands(a, b):
             raise ValueError(
                 f"matmul: {name} is a scalar; matmul needs at least 1-D operands"
             )
-
-
-def matmul(a, b, variant: str = "packed"):
-    """``numpy.matmul(a, b)`` for float32 arrays, every 2-D product done by
-    :func:`sgemm`.
-
-    Same semantics as ``a @ b``: 1-D operands are promoted to a row (a) or a column (b)
-    and the added axis is removed afterwards; leading (batch) axes broadcast. A 2-D
-    operand against a stack is folded into one large GEMM rather than one small GEMM per
-    matrix. Intended as the GEMM backend of :mod:`cnnbook.functional` and the layers
-    (``gemm=cnnbook.blas.matmul``, or ``functools.partial(cnnbook.blas.matmul,
-    variant="parallel")``).
-    """
-    _check_matmul_operands(a, b)
-    squeeze_a, squeeze_b = a.ndim == 1, b.ndim == 1
-    if squeeze_a:
-        a = a[None, :]
-    if squeeze_b:
-        b = b[:, None]
+    squeeze = []
+    if b.ndim == 1:  # a column, removed afterwards
+        b, squeeze = b[:, None], [-1]
+    if a.ndim == 1:  # a row, removed afterwards
+        a, squeeze = a[None, :], [-2, *squeeze]
     if a.shape[-1] != b.shape[-2]:
         raise ValueError(
             f"matmul: inner dimensions differ: a is {a.shape}, b is {b.shape}"
         )
-    m, k = a.shape[-2:]
-    n = b.shape[-1]
-    if a.ndim == 2 and b.ndim == 2:
-        out = sgemm(a, b, variant=variant)
-    elif b.ndim == 2:  # a stack of matrices times one matrix: all rows at once
-        out = sgemm(a.reshape(-1, k), b, variant=variant).reshape(*a.shape[:-2], m, n)
+    return a, b, tuple(squeeze)
+
+
+def _stacked(gemm, a, b):
+    """One ``gemm`` per matrix of the broadcast batch axes of ``a`` and ``b``."""
+    try:
+        batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"matmul: batch axes do not broadcast: a is {a.shape}, b is {b.shape}"
+        ) from None
+    a = np.broadcast_to(a, batch + a.shape[-2:])
+    b = np.broadcast_to(b, batch + b.shape[-2:])
+    out = np.empty(batch + (a.shape[-2], b.shape[-1]), dtype=np.float32)
+    for index in np.ndindex(*batch):
+        gemm(a[index], b[index], out[index])
+    return out
+
+
+def matmul(a, b, variant: str = "packed"):
+    """``numpy.matmul(a, b)`` for float32 arrays (1-D operands, broadcast batch axes),
+    every 2-D product done by :func:`sgemm`: the GEMM backend of
+    :mod:`cnnbook.functional` and the layers (``gemm=cnnbook.blas.matmul``).
+    """
+    a, b, squeeze = _matmul_operands(a, b)
+    gemm = functools.partial(sgemm, variant=variant)
+    (m, k), n = a.shape[-2:], b.shape[-1]
+    if b.ndim == 2:  # a matrix, or a stack of them, times one matrix: all rows at once
+        out = gemm(a.reshape(-1, k), b).reshape(*a.shape[:-2], m, n)
     elif a.ndim == 2:  # one matrix times a stack: the stack side by side, (k, batch·n)
-        batch = b.shape[:-2]
-        wide = np.ascontiguousarray(np.moveaxis(b, -2, 0)).reshape(k, -1)
-        out = sgemm(a, wide, variant=variant).reshape(m, *batch, n)
+        wide = np.moveaxis(b, -2, 0).reshape(k, -1)
+        out = gemm(a, wide).reshape(m, *b.shape[:-2], n)
         out = np.ascontiguousarray(np.moveaxis(out, 0, -2))
     else:
-        try:
-            batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise ValueError(
-                f"matmul: batch axes do not broadcast: a is {a.shape}, b is {b.shape}"
-            ) from None
-        a = np.broadcast_to(a, batch + (m, k))
-        b = np.broadcast_to(b, batch + (k, n))
-        out = np.empty(batch + (m, n), dtype=np.float32)
-        for index in np.ndindex(*batch):
-            sgemm(a[index], b[index], out[index], variant=variant)
-    if squeeze_a:
-        out = out[..., 0, :]
-    if squeeze_b:
-        out = out[..., 0]
-    return out
+        out = _stacked(gemm, a, b)
+    return out.squeeze(squeeze) if squeeze else out
 
 
 # --------------------------------------------------------------------------------------
@@ -1412,7 +1455,7 @@ def _stream_kernels(chains: int, lanes: int):
     L1 read bandwidth.)"""
     if numba is None:
         raise ImportError(_NUMBA_MISSING)
-    tile_zero, tile_fma, _, _ = _tile_intrinsics(chains, lanes, lanes)
+    tile_zero, tile_fma, *_ = _tile_intrinsics(chains, lanes, lanes)
 
     def read_sum(x, passes):
         rows = x.reshape(x.shape[0] * chains, lanes)  # one vector per row
@@ -1502,6 +1545,31 @@ def vector_fma_counts(asm: str) -> dict[str, int]:
                     counts[width] += 1
                     break
     return counts
+
+
+def fma_loop(asm: str) -> list[str]:
+    """The instructions of the loop in ``asm`` (x86 assembly, numba's ``inspect_asm()``)
+    that holds the most packed FMAs, from its label to the jump back to it, without
+    labels, directives and comments: for :func:`micro_kernel_asm`, the kc loop (which
+    LLVM unrolls, so it holds several steps p). Empty when no loop has a packed FMA."""
+    lines = [line.split("#", 1)[0].strip() for line in asm.splitlines()]
+    labels, best, most = {}, [], 0
+    for index, line in enumerate(lines):
+        if line.endswith(":"):
+            labels[line[:-1]] = index
+            continue
+        parts = line.split()
+        if len(parts) == 2 and parts[0].startswith("j") and parts[1] in labels:
+            body = [
+                op
+                for op in lines[labels[parts[1]] + 1 : index + 1]
+                if op and not op.endswith(":") and not op.startswith(".")
+            ]
+            counts = vector_fma_counts("\n".join(body))
+            fmas = counts["zmm"] + counts["ymm"] + counts["xmm"]
+            if fmas > most:
+                best, most = body, fmas
+    return best
 
 
 def peak_kernel_asm(dtype=np.float32) -> str:

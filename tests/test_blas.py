@@ -275,18 +275,21 @@ def test_block_sizes_follow_the_blis_model():
     )
     tile = blas.register_tile(16, 8)
     b = blas.block_sizes("packed", caches, tile)
-    # A's micro-panel gets floor(7 / (1 + 16/6)) = 1 way of 4 KiB: kc = 4096 / (4 * 6)
-    assert b.kc == 4096 // 24 // 8 * 8 == 168
-    # L2: the B micro-panel (168 * 16 * 4 bytes) takes 1 of 8 ways, one way streams:
+    # 7 ways of 4 KiB for the two micro-panels: 5 for B's (kc * 16 * 4 <= 20480) and
+    # 2 for A's (kc * 6 * 4 <= 8192): kc = 320; the closed form, floor(7 / (1 + 16/6))
+    # = 1 way for A's, would give 4096 / (4 * 6) = 170
+    assert b.kc == min(5 * 4096 // 64, 2 * 4096 // 24) == 320
+    # L2: the B micro-panel (320 * 16 * 4 bytes) takes 1 of 8 ways, one way streams:
     # 6 ways of 64 KiB for the mc x kc block of A
-    assert b.mc == 6 * 65536 // (4 * 168) // 6 * 6
+    assert b.mc == 6 * 65536 // (4 * 320) // 6 * 6
     assert b.mc * b.kc * 4 <= caches.l2 and b.nc == blas.NC_MAX
-    # AVX-512's 14 x 32 tile with a 48 KiB 12-way L1: 3 ways for A's micro-panel
+    # AVX-512's 14 x 32 tile with a 48 KiB 12-way L1: 7 ways for B's micro-panel
+    # (kc * 32 * 4 <= 28672) and 4 for A's (kc * 14 * 4 <= 16384)
     wide = blas.CacheSizes(
         l1d=48 << 10, l2=1 << 20, l3=32 << 20, line=64, source="test", l1_ways=12
     )
     b512 = blas.block_sizes("packed", wide, blas.register_tile(32, 16))
-    assert b512.kc == 3 * 4096 // (4 * 14) // 8 * 8
+    assert b512.kc == min(7 * 4096 // 128, 4 * 4096 // 56) // 8 * 8 == 224
     assert b512.mc % 14 == 0 and b512.nc % 32 == 0
 
 
@@ -579,3 +582,19 @@ def test_micro_kernel_is_vector_fmas():
     # a forced wider tile still compiles to packed FMAs (split into host vectors)
     wide = blas.vector_fma_counts(blas.micro_kernel_asm(FORCED_TILES["avx512"]))
     assert wide["zmm"] + wide["ymm"] >= 14 * 32 // 16, wide
+
+
+def test_fma_loop_of_the_micro_kernel():
+    """fma_loop finds the kc loop: whole steps of MR · NR / LANES packed FMAs and no
+    store to memory (the tile stays in registers)."""
+    if not machine.cpu_flags() & {"fma", "avx512f"}:
+        pytest.skip("no x86 FMA on this host")
+    loop = blas.fma_loop(blas.micro_kernel_asm())
+    counts = blas.vector_fma_counts("\n".join(loop))
+    packed = counts["zmm"] + counts["ymm"] + counts["xmm"]
+    assert packed > 0 and packed % blas.TILE.accumulators == 0, counts
+    assert not [op for op in loop if op.startswith("vmov") and op.endswith(")")]
+    assert loop[-1].split()[0].startswith("j")  # ends with the jump back
+    asm = "f:\n.LBB0_1:\n\tvfmadd231ps %ymm1, %ymm2, %ymm3 # c\n\tjne .LBB0_1\n\tret\n"
+    assert blas.fma_loop(asm) == ["vfmadd231ps %ymm1, %ymm2, %ymm3", "jne .LBB0_1"]
+    assert blas.fma_loop("\tvfmadd231ss %xmm1, %xmm2, %xmm3\n") == []
