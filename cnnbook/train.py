@@ -23,7 +23,15 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["History", "fit", "evaluate", "random_shift", "save_weights", "load_weights"]
+__all__ = [
+    "History",
+    "fit",
+    "train_epoch",
+    "evaluate",
+    "random_shift",
+    "save_weights",
+    "load_weights",
+]
 
 
 @dataclass
@@ -120,15 +128,27 @@ def _check_fit(X, y, X_val, y_val, epochs, batch_size, optimizer, loss):
     return int(epochs), _positive_int(batch_size, "batch_size"), loss
 
 
-def _finite(batch_loss, epoch: int, optimizer) -> float:
+def _finite(batch_loss, optimizer) -> float:
     """The minibatch loss as a float; stop training when it is no longer finite."""
     batch_loss = float(batch_loss)
     if not np.isfinite(batch_loss):
         raise FloatingPointError(
-            f"loss became {batch_loss} in epoch {epoch} "
+            f"loss became {batch_loss} "
             f"(learning rate {getattr(optimizer, 'lr', '?')} too large?)"
         )
     return batch_loss
+
+
+def _check_epoch(X, y, batch_size, optimizer, loss) -> int:
+    """Validate :func:`train_epoch`'s arguments; returns ``batch_size``."""
+    _check_xy(X, y)
+    for obj, method in ((optimizer, "step"), (loss, "backward")):
+        if not hasattr(obj, method):
+            raise TypeError(
+                f"{type(obj).__name__} has no {method}() method: "
+                "train_epoch needs an optimizer and a loss"
+            )
+    return _positive_int(batch_size, "batch_size")
 
 
 # --------------------------------------------------------------------------------------
@@ -141,6 +161,11 @@ def _minibatches(n: int, batch_size: int, rng: np.random.Generator):
     order = rng.permutation(n)
     for start in range(0, n, batch_size):
         yield order[start : start + batch_size]
+
+
+def _untimed(name: str):
+    """No clock: the default ``phases`` of :func:`train_epoch`."""
+    return nullcontext()
 
 
 class _Phases:
@@ -274,6 +299,31 @@ def random_shift(x: np.ndarray, max_shift, rng: np.random.Generator) -> np.ndarr
     return windows[np.arange(N), :, sh - dy, sw - dx]
 
 
+def train_epoch(
+    model, X, y, optimizer, loss, rng, batch_size=64, augment=None, phases=_untimed
+) -> tuple[float, float]:
+    """One epoch of minibatch SGD in a fresh random order; returns the mean training
+    loss and accuracy. ``phases(name)``: a context manager around each phase (``fit``
+    times them); ``augment(xb, rng)``: transforms each minibatch's inputs first."""
+    batch_size = _check_epoch(X, y, batch_size, optimizer, loss)
+    total_loss, correct = 0.0, 0
+    for idx in _minibatches(len(X), batch_size, rng):
+        xb, yb = X[idx], y[idx]
+        if augment is not None:
+            with phases("augment"):
+                xb = augment(xb, rng)
+        with phases("forward"):
+            logits = model.forward(xb)
+            batch_loss = _finite(loss.forward(logits, yb), optimizer)
+        with phases("backward"):
+            model.backward(loss.backward())
+        with phases("update"):
+            optimizer.step()
+        total_loss += batch_loss * len(idx)
+        correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+    return total_loss / len(X), correct / len(X)
+
+
 def fit(
     model,
     X: np.ndarray,
@@ -305,6 +355,9 @@ def fit(
     - ``progress=True`` shows a ``tqdm`` bar (keep it off in notebooks).
     - ``timer``: an object with ``phase(name)`` returning a context manager (see the
       module docstring), e.g. :class:`cnnbook.diagnostics.PhaseTimer`.
+
+    Each epoch is one :func:`train_epoch`, then the validation data's loss and
+    accuracy (:func:`evaluate`) if given.
     """
     epochs, batch_size, loss = _check_fit(
         X, y, X_val, y_val, epochs, batch_size, optimizer, loss
@@ -316,24 +369,15 @@ def fit(
             optimizer.lr = float(schedule(epoch))
         history.lr.append(float(getattr(optimizer, "lr", np.nan)))
         phases.start_epoch()
-        total_loss, correct = 0.0, 0
-        for idx in _minibatches(len(X), batch_size, rng):
-            xb, yb = X[idx], y[idx]
-            if augment is not None:
-                with phases("augment"):
-                    xb = augment(xb, rng)
-            with phases("forward"):
-                logits = model.forward(xb)
-                batch_loss = _finite(loss.forward(logits, yb), epoch, optimizer)
-            with phases("backward"):
-                model.backward(loss.backward())
-            with phases("update"):
-                optimizer.step()
-            total_loss += batch_loss * len(idx)
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+        try:
+            train_loss, train_acc = train_epoch(
+                model, X, y, optimizer, loss, rng, batch_size, augment, phases
+            )
+        except FloatingPointError as err:
+            raise FloatingPointError(f"epoch {epoch}: {err}") from None
         phases.record(history)
-        history.train_loss.append(total_loss / len(X))
-        history.train_acc.append(correct / len(X))
+        history.train_loss.append(train_loss)
+        history.train_acc.append(train_acc)
         if X_val is not None:
             with phases("evaluate"):
                 val_loss, val_acc = evaluate(model, X_val, y_val)

@@ -7,7 +7,14 @@ import pytest
 from cnnbook import layers, models
 from cnnbook.diagnostics import PhaseTimer
 from cnnbook.optim import SGD, cosine_lr
-from cnnbook.train import evaluate, fit, load_weights, random_shift, save_weights
+from cnnbook.train import (
+    evaluate,
+    fit,
+    load_weights,
+    random_shift,
+    save_weights,
+    train_epoch,
+)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +147,7 @@ def test_fit_stops_on_divergence(tiny):
     X, y = tiny
     model = small_cnn()
     model[0].params["weight"][0] = np.nan  # what a far too large step leaves behind
-    with pytest.raises(FloatingPointError, match="too large"):
+    with pytest.raises(FloatingPointError, match="epoch 0: .*too large"):
         fit(
             model,
             X,
@@ -178,6 +185,49 @@ def test_fit_rejects_bad_labels(tiny):
         fit(model, X, y[:-1], optimizer=opt, epochs=1)
     with pytest.raises(TypeError, match="integer"):
         fit(model, X, y.astype(float), optimizer=opt, epochs=1)
+
+
+def test_fit_is_train_epoch_then_evaluate(tiny):
+    """One epoch of fit equals train_epoch with fit's generator, then evaluate."""
+    X, y = tiny
+    a, b = small_cnn(), small_cnn()
+    h = fit(
+        a,
+        X,
+        y,
+        optimizer=SGD(a.parameters(), lr=0.1),
+        epochs=1,
+        batch_size=8,
+        seed=3,
+        X_val=X,
+        y_val=y,
+    )
+    loss, acc = train_epoch(
+        b,
+        X,
+        y,
+        SGD(b.parameters(), lr=0.1),
+        layers.SoftmaxCrossEntropy(),
+        np.random.default_rng(3),
+        batch_size=8,
+    )
+    assert (h.train_loss[0], h.train_acc[0]) == (loss, acc)
+    assert (h.val_loss[0], h.val_acc[0]) == evaluate(b, X, y)
+    for (p, _), (q, _) in zip(a.parameters(), b.parameters()):
+        np.testing.assert_array_equal(p, q)
+
+
+def test_train_epoch_rejects_bad_arguments(tiny):
+    X, y = tiny
+    model = small_cnn()
+    opt, loss = SGD(model.parameters(), lr=0.1), layers.SoftmaxCrossEntropy()
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="batch_size"):
+        train_epoch(model, X, y, opt, loss, rng, batch_size=0)
+    with pytest.raises(TypeError, match="step"):
+        train_epoch(model, X, y, loss, loss, rng)
+    with pytest.raises(ValueError, match="labels"):
+        train_epoch(model, X, y[:-1], opt, loss, rng)
 
 
 # --- random_shift ---------------------------------------------------------------------
