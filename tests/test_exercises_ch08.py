@@ -143,6 +143,44 @@ def _wrong_intensity(**mistake):
     return fn
 
 
+def predictions(peak, bandwidth):
+    i_a = intensity((64, 1, 28, 28), (8, 1, 3, 3), 1, 4)
+    i_b = [intensity((32, 16, 32, 32), (32, 16, 3, 3), 1, s) for s in (2, 4)]
+    return {
+        "A memory-bound": i_a < peak / bandwidth,
+        "A best GFLOP/s": min(peak, i_a * bandwidth),
+        "B float16 / float32": i_b[0] / i_b[1],
+    }
+
+
+def predictions_rounded(peak, bandwidth):  # alternative: A's intensity taken as 4
+    ridge = np.float64(peak) / bandwidth
+    return dict(
+        [
+            ("A memory-bound", np.bool_(4 < ridge)),
+            ("A best GFLOP/s", np.float32(min(peak, 4 * bandwidth))),
+            ("B float16 / float32", 2),
+        ]
+    )
+
+
+def _wrong_predictions(**change):
+    def fn(peak, bandwidth):
+        i_a = 47.9 if change.get("b_for_a") else 4.0
+        bound = i_a < peak / bandwidth
+        best = min(peak, i_a * bandwidth)
+        if change.get("inverted"):
+            bound = not bound
+        best = change.get("best", lambda p, b, i: best)(peak, bandwidth, i_a)
+        return {
+            "A memory-bound": bound,
+            "A best GFLOP/s": best,
+            "B float16 / float32": change.get("factor", 2.0),
+        }
+
+    return fn
+
+
 @pytest.mark.parametrize(
     "wrong, hint",
     [
@@ -157,20 +195,73 @@ def _wrong_intensity(**mistake):
     ],
 )
 def test_intensity_mistakes_get_their_hints(wrong, hint):
-    result = check_conv_intensity(wrong)
+    result = check_conv_intensity(wrong, predictions)
     assert not result
     assert hint in result.message
 
 
 def test_intensity_correct_solutions_pass():
-    assert check_conv_intensity(intensity)
-    assert check_conv_intensity(intensity_with_arrays)
+    for fn in (intensity, intensity_with_arrays):
+        for predict in (predictions, predictions_rounded):
+            result = check_conv_intensity(fn, predict)
+            assert result, result.message
+            assert "machines predicted right" in result.message
 
 
 def test_intensity_survives_bad_output_and_stub():
     assert "expected a number" in check_conv_intensity(lambda *a: "four").message
     assert "raised ZeroDivisionError" in check_conv_intensity(lambda *a: 1 / 0).message
-    assert "not implemented yet" in repr(check_conv_intensity(stub))
+    assert "not implemented yet" in repr(check_conv_intensity(stub, stub))
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (_wrong_predictions(inverted=True), "that side is memory-bound"),
+        (_wrong_predictions(b_for_a=True), "about 4 FLOP per byte"),
+        (_wrong_predictions(best=lambda p, b, i: p), "the memory roof caps"),
+        (_wrong_predictions(best=lambda p, b, i: i * b), "faster than the peak"),
+        (_wrong_predictions(best=lambda p, b, i: p / b), "not a rate"),
+        (_wrong_predictions(factor=0.5), "FLOPs per byte go up"),
+        (_wrong_predictions(factor=1), "a float16 number has 2"),
+        (_wrong_predictions(best=lambda p, b, i: 2 * p), "draw the two roofs"),
+    ],
+)
+def test_prediction_mistakes_get_their_hints(wrong, hint):
+    result = check_conv_intensity(intensity, wrong)
+    assert not result
+    assert hint in result.message, result.message
+
+
+def roofline_predictions(peak, bandwidth):  # the notebook's stub
+    raise NotImplementedError
+
+
+@pytest.mark.parametrize(
+    "predict, message",
+    [
+        (roofline_predictions, "roofline_predictions: not implemented yet"),
+        (lambda p, b: [True, 80.0, 2.0], "expected a dict with the keys"),
+        (lambda p, b: {"A memory-bound": True}, "expected a dict with the keys"),
+        (lambda p, b: 1 / 0, "raised ZeroDivisionError"),
+        (
+            lambda p, b: {**predictions(p, b), "A memory-bound": "yes"},
+            "is True or False",
+        ),
+        (
+            lambda p, b: {**predictions(p, b), "A best GFLOP/s": "80"},
+            "is a number",
+        ),
+        (
+            lambda p, b: {**predictions(p, b), "B float16 / float32": float("nan")},
+            "expected 2.0",
+        ),
+        (None, "the predictions are missing"),
+    ],
+)
+def test_bad_predictions_are_explained(predict, message):
+    result = check_conv_intensity(intensity, predict)
+    assert not result and message in result.message, result.message
 
 
 # ----------------------------------------------------------------------------------

@@ -169,12 +169,8 @@ _INTENSITY_CASES = [
 ]
 
 
-def check_conv_intensity(fn: Callable) -> CheckResult:
-    """``fn(x_shape, w_shape, padding, itemsize)`` → the forward pass's arithmetic
-    intensity in FLOP per byte: ``2·N·F·Ho·Wo·C·kH·kW`` FLOPs over the bytes of reading
-    x and w once and writing the output once (stride 1, zero padding ``padding`` on
-    every side, ``itemsize`` bytes per number)."""
-    require_function("conv_intensity", fn)
+def _check_intensity_function(fn: Callable) -> CheckResult:
+    """The first part of 8.2: ``fn(x_shape, w_shape, padding, itemsize)``."""
     cases = []
     for xs, ws, p, size in _INTENSITY_CASES:
         case = Case((xs, ws, p, size), _intensity(xs, ws, p, size))
@@ -199,6 +195,163 @@ def check_conv_intensity(fn: Callable) -> CheckResult:
         if case.hint:
             break
     return run_cases("conv_intensity", fn, cases, rtol=1e-6, atol=0)
+
+
+# The predictions of 8.2, for problems A and B of the chapter.
+_A = ((64, 1, 28, 28), (8, 1, 3, 3), 1)
+_B = ((32, 16, 32, 32), (32, 16, 3, 3), 1)
+_I_A = _intensity(*_A, 4)  # 3.9994 FLOP per byte
+_I_B = _intensity(*_B, 4)  # 47.9 FLOP per byte
+# Hidden machines (peak GFLOP/s, main-memory GB/s): ridge points 5, 2, 20 and 3.2, none
+# close enough to A's 4.0 that a reader who rounds the intensity could be judged wrong.
+_MACHINES = [(100.0, 20.0), (200.0, 100.0), (1000.0, 50.0), (80.0, 25.0)]
+_KEYS = ("A memory-bound", "A best GFLOP/s", "B float16 / float32")
+
+
+def _predictions(peak, bandwidth, mistake=None):
+    """The right predictions for one machine, or what a typical ``mistake`` gives."""
+    i_a = _I_B if mistake == "B for A" else _I_A
+    bound = i_a > peak / bandwidth if mistake == "inverted" else i_a < peak / bandwidth
+    best = min(peak, i_a * bandwidth)
+    if mistake == "peak":
+        best = peak
+    elif mistake == "memory roof":
+        best = i_a * bandwidth
+    elif mistake == "ridge":
+        best = peak / bandwidth
+    factor = {"half": 0.5, "same": 1.0}.get(mistake, 2.0)
+    return {_KEYS[0]: bound, _KEYS[1]: best, _KEYS[2]: factor}
+
+
+_PREDICTION_HINTS = {
+    "inverted": "left of the ridge point (I < peak / bandwidth) the memory roof "
+    "I × bandwidth lies below the peak: that side is memory-bound",
+    "B for A": "problem A is x (64, 1, 28, 28), w (8, 1, 3, 3), padding 1, float32: "
+    "conv_intensity((64, 1, 28, 28), (8, 1, 3, 3), 1, 4), about 4 FLOP per byte",
+    "peak": "the memory roof caps every method that streams from main memory: at most "
+    "I × bandwidth, and the compulsory traffic gives the largest I",
+    "memory roof": "no method runs faster than the peak either: min(peak, I × "
+    "bandwidth)",
+    "ridge": "the ridge point peak / bandwidth is an intensity (FLOP per byte), not a "
+    "rate: the bound is min(peak, I × bandwidth)",
+    "half": "float16 halves the bytes for the same FLOPs: FLOPs per byte go up",
+    "same": "the intensity counts bytes, and a float16 number has 2 of them, not 4",
+}
+
+
+def _judge(key, got, want):
+    """None when ``got`` is right for ``key``, else what is wrong with it."""
+    if key == _KEYS[0]:
+        if not isinstance(got, (bool, np.bool_)):
+            return f"{key!r} is True or False, got {describe(got)}"
+        return None if bool(got) == want else f"{key!r}: expected {want}, got {got}"
+    if isinstance(got, (bool, np.bool_)) or not isinstance(
+        got, (numbers.Real, np.floating, np.integer)
+    ):
+        return f"{key!r} is a number, got {describe(got)}"
+    # 1% tolerance: a reader who rounds A's intensity to 4.0 is right
+    if not math.isclose(float(got), want, rel_tol=1e-2):
+        return f"{key!r}: expected {describe(float(want))}, got {describe(got)}"
+    return None
+
+
+def _prediction_hint(got, peak, bandwidth, key):
+    """The hint of the mistake that explains the reader's answer: first one that gives
+    all three of its values, else one that gives the wrong one."""
+    mistakes = {m: _predictions(peak, bandwidth, m) for m in _PREDICTION_HINTS}
+    right = _predictions(peak, bandwidth)
+    for whole in (True, False):
+        for mistake, made in mistakes.items():
+            keys = _KEYS if whole else (key,)
+            if _judge(key, made[key], right[key]) is not None and all(
+                _judge(k, got[k], made[k]) is None for k in keys
+            ):
+                return _PREDICTION_HINTS[mistake]
+    return (
+        "draw the two roofs: min(peak, I × bandwidth), with I the compulsory "
+        "intensity of problem A"
+    )
+
+
+def _check_predictions(fn: Callable) -> CheckResult:
+    """The second part of 8.2: ``fn(peak, bandwidth)`` returns the three predictions."""
+    require_function("roofline_predictions", fn)
+    name = getattr(fn, "__name__", "roofline_predictions")
+    for peak, bandwidth in _MACHINES:
+        call = f"{name}(peak={peak:g}, bandwidth={bandwidth:g})"
+        try:
+            got = fn(peak, bandwidth)
+        except NotImplementedError:
+            return CheckResult(
+                "conv_intensity", False, f"✗ {name}: not implemented yet — your turn!"
+            )
+        except Exception as err:  # the reader's code may raise anything
+            return CheckResult(
+                "conv_intensity",
+                False,
+                f"✗ {name} raised {type(err).__name__}: {err}\n  on {call}",
+            )
+        if not hasattr(got, "keys") or not set(_KEYS) <= set(got.keys()):
+            return CheckResult(
+                "conv_intensity",
+                False,
+                f"✗ {call} returned {describe(got)}\n  expected a dict with the keys "
+                + ", ".join(repr(k) for k in _KEYS),
+            )
+        want = _predictions(peak, bandwidth)
+        for key in _KEYS:
+            problem = _judge(key, got[key], want[key])
+            if problem is None:
+                continue
+            hint = _prediction_hint(got, peak, bandwidth, key)
+            return CheckResult(
+                "conv_intensity",
+                False,
+                f"✗ {name} failed on {call}\n  {problem}\n  hint: {hint}",
+            )
+    return CheckResult(
+        "conv_intensity",
+        True,
+        f"✓ {name}: all {len(_MACHINES)} machines predicted right.",
+    )
+
+
+def check_conv_intensity(
+    fn: Callable, predictions: Callable | None = None
+) -> CheckResult:
+    """Exercise 8.2, both parts.
+
+    ``fn(x_shape, w_shape, padding, itemsize)`` → the forward pass's arithmetic
+    intensity in FLOP per byte: ``2·N·F·Ho·Wo·C·kH·kW`` FLOPs over the bytes of reading
+    x and w once and writing the output once (stride 1, zero padding ``padding`` on
+    every side, ``itemsize`` bytes per number).
+
+    ``predictions(peak, bandwidth)`` → a dict for a core of ``peak`` GFLOP/s fed from
+    main memory at ``bandwidth`` GB/s: ``"A memory-bound"`` (would a method moving only
+    problem A's compulsory float32 traffic be memory-bound), ``"A best GFLOP/s"`` (the
+    highest forward rate any method can reach on A) and ``"B float16 / float32"`` (the
+    factor float16 applies to problem B's compulsory intensity). Checked on machines
+    the reader does not see.
+    """
+    require_function("conv_intensity", fn)
+    first = _check_intensity_function(fn)
+    if not first:
+        return first
+    if predictions is None:
+        return CheckResult(
+            "conv_intensity",
+            False,
+            f"{first.message}\n✗ the predictions are missing: call "
+            "check_conv_intensity(conv_intensity, roofline_predictions)",
+        )
+    second = _check_predictions(predictions)
+    if not second:
+        return second
+    return CheckResult(
+        "conv_intensity",
+        True,
+        f"{first.message}\n{second.message}",
+    )
 
 
 # ----------------------------------------------------------------------------------
