@@ -158,10 +158,7 @@ def _window(n: int, k: int, mode: str, same_start: int) -> tuple[int, int]:
 
 
 def _conv_loops(x, w, start: int, length: int) -> np.ndarray:
-    """The definition, one product at a time, for outputs start, start+1, ...
-
-    Only the ``length`` outputs that the mode keeps are computed.
-    """
+    """The definition, one product at a time, for the outputs the mode keeps."""
     n, k = len(x), len(w)
     y = np.zeros(length, dtype=np.result_type(x, w))
     for i in range(start, start + length):
@@ -174,11 +171,9 @@ def _conv_loops(x, w, start: int, length: int) -> np.ndarray:
 
 
 def _conv_direct(x, w, start: int, length: int) -> np.ndarray:
-    """Vectorized: the output is a sum of shifted, scaled copies of the input.
+    """Vectorized: tap j adds ``w[j] * x`` shifted right by j samples.
 
-    Tap j adds ``w[j] * x`` shifted right by j samples. Convolution is
-    commutative, so the Python loop runs over the shorter array and NumPy
-    does the long dimension.
+    Convolution commutes, so the Python loop runs over the shorter array.
     """
     if len(w) > len(x):
         x, w = w, x
