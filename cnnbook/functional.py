@@ -140,11 +140,8 @@ def conv_output_size(
 def im2col(x, kernel_size, stride=1, padding=0, dilation=1) -> np.ndarray:
     """Receptive fields as columns: ``(N, C, H, W) -> (N, C·kH·kW, Ho·Wo)``.
 
-    Row ``c·kH·kW + i·kW + j`` holds, for every output position (row-major over
-    ``Ho × Wo``), the input pixel that kernel tap ``(c, i, j)`` multiplies, so
-    ``w.reshape(F, -1) @ cols`` is the convolution. Built from a strided *view* of the
-    padded input (no Python loop over pixels); apart from the padding, only the final
-    reshape copies.
+    Row ``c·kH·kW + i·kW + j`` holds the pixel that tap ``(c, i, j)`` multiplies, for
+    every output (row-major), so ``w.reshape(F, -1) @ cols`` is the convolution.
     """
     x = images(x, "im2col")
     (kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo) = conv_geometry(
@@ -192,11 +189,7 @@ def col2im(cols, x_shape, kernel_size, stride=1, padding=0, dilation=1) -> np.nd
 
 
 def conv2d_im2col(x, w, b=None, stride=1, padding=0, dilation=1) -> np.ndarray:
-    """The convolution as im2col and one batched matrix product (Chapter 3).
-
-    ``W(F, C·kH·kW) @ cols(N, C·kH·kW, Ho·Wo)`` is ``out(N, F, Ho·Wo)``: entry
-    ``(n, f, o)`` is the sum over ``c, i, j`` in the formula of :func:`conv2d`.
-    """
+    """The convolution as im2col and one batched matrix product (Chapter 3)."""
     x, w, b = check_conv_args(x, w, b, "conv2d")
     N, F = len(x), len(w)
     *_, (Ho, Wo) = conv_geometry(x.shape, w.shape[2:], stride, padding, dilation)
