@@ -375,10 +375,8 @@ def same_padding(kernel_size, dilation=1) -> tuple[tuple[int, int], tuple[int, i
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False) -> np.ndarray:
     """Max pooling ``(N, C, H, W) -> (N, C, Ho, Wo)``, like PyTorch's ``max_pool2d``.
 
-    ``stride`` defaults to ``kernel_size``; padding counts as −inf (never chosen) and
-    must be at most half the kernel. ``ceil_mode`` rounds the output size up: the last
-    windows may hang past the input (by −inf cells). Computed as the elementwise maximum
-    of the kH·kW strided views of the input, one per kernel offset.
+    The elementwise maximum of the kH·kW strided views; padding is −inf (at most half
+    the kernel), and ``ceil_mode``'s last windows may hang past the input.
     """
     x, (kh, kw), (sh, sw), (ph, pw), (Ho, Wo) = pool_args(
         x, kernel_size, stride, padding, "max_pool2d", ceil_mode

@@ -126,8 +126,7 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1):
 def max_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False):
     """Max pooling as loops: each output is the largest pixel of its kH×kW window.
 
-    ``stride`` defaults to ``kernel_size``; padded positions are skipped (they hold
-    −inf), and so are the cells past the input that ``ceil_mode``'s last windows reach.
+    Padded cells (−inf) and cells past the input (``ceil_mode``) are skipped.
     """
     x, (kH, kW), (sH, sW), (pH, pW), (Ho, Wo) = pool_args(
         x, kernel_size, stride, padding, "max_pool2d", ceil_mode
