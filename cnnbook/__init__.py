@@ -4,7 +4,7 @@ Submodules load on first use (``cnnbook.signal``, ``cnnbook.functional``, ...), 
 ``import cnnbook`` is quick and a chapter only pays for what it uses.
 
 Layering, imports pointing one way only:
-  math kernels   signal, fft, functional, naive, blas, fast, winograd
+  math kernels   signal, fft, functional, naive, blas, fast, implicit, winograd
   layers/models  layers, models
   training       optim, train, data, diagnostics
   tools on top   exercises, gradcheck, bench, sourcecode (``show``), claims
@@ -25,6 +25,7 @@ _SUBMODULES = {
     "naive",
     "blas",
     "fast",
+    "implicit",
     "winograd",
     "layers",
     "models",

@@ -213,7 +213,7 @@ def _conv2d_gemm(x, w, b, stride, padding, dilation, gemm):
 
 
 _HAVE_NUMBA = find_spec("numba") is not None
-CONV_METHODS = ("auto", "im2col", "numba")
+CONV_METHODS = ("auto", "im2col", "numba", "implicit")
 
 
 def _use_compiled(method, gemm, x, w, b, stride, fn) -> bool:
@@ -225,6 +225,8 @@ def _use_compiled(method, gemm, x, w, b, stride, fn) -> bool:
     """
     if method not in CONV_METHODS:
         raise ValueError(f"{fn}: method must be one of {CONV_METHODS}, got {method!r}")
+    if method == "implicit":  # reached only with a gemm plugged in
+        raise ValueError(f"{fn}: method='implicit' takes no gemm, got {gemm!r}")
     if method == "im2col" or (
         method == "auto" and (gemm is not None or not _HAVE_NUMBA)
     ):
@@ -256,11 +258,16 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="
     ``method``: ``"im2col"`` (:func:`conv2d_im2col`), ``"numba"`` (Chapter 8's
     compiled loops, stride 1: ``cnnbook.fast``'s ``"rows"`` kernel, which measured
     fastest on the seed layers and on shape B of the benchmark, 2-4× the ``"joined"``
-    rung, on the AVX2 Zen 3 machine) or ``"auto"`` (the compiled loops where they
-    apply).
+    rung, on the AVX2 Zen 3 machine), ``"implicit"`` (float32, stride 1: the tiny BLAS
+    on implicit im2col, ``cnnbook.implicit``) or ``"auto"`` (the compiled loops where
+    they apply).
     ``gemm``: the matrix product of the im2col path (Chapter 10).
     """
     x, w, b = check_conv_args(x, w, b, "conv2d")
+    if method == "implicit" and gemm is None:
+        from .implicit import conv2d as implicit  # lazy, like cnnbook.fast
+
+        return implicit(x, w, b, stride, padding, dilation)
     if _use_compiled(method, gemm, x, w, b, stride, "conv2d"):
         from .fast import conv2d as compiled  # lazy: cnnbook.fast imports this module
 
@@ -291,6 +298,10 @@ def conv2d_backward(
     """
     x, w, _ = check_conv_args(x, w, None, "conv2d_backward")
     dout = np.asarray(dout)
+    if method == "implicit" and gemm is None:
+        from .implicit import conv2d_backward as implicit
+
+        return implicit(dout, x, w, stride, padding, dilation, need_dx)
     if (
         _use_compiled(method, gemm, x, w, None, stride, "conv2d_backward")
         and dout.dtype == x.dtype

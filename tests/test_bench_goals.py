@@ -33,3 +33,15 @@ def test_conv_pairs_run_and_torch_twin_equals_the_model():
     with torch.no_grad():
         theirs = torch_twin(model)(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(model.forward(x), theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_implicit_rows_are_judged_and_parts_run():
+    rows = [("conv B fwd+bwd, implicit", 1, 1e-3, 2e-3)]
+    assert goals.table(rows).rows[0][-1] == "yes"
+    fns = goals.conv_parts("A")
+    assert {side for _, side in fns} == {"auto", "implicit", "torch"}
+    for fn in fns.values():
+        fn()
+    split = goals.split_table([("B", 1, "dx", 2e-3, 1e-3, 4e-3)])
+    assert split.rows[0][-2:] == [0.5, 0.25]
+    assert all(len(line) <= 88 for line in split.format().splitlines())

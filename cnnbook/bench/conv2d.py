@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 
-from .. import fast, functional, naive, winograd
+from .. import fast, functional, implicit, naive, winograd
 from . import Table, _calibrate, _seconds_per_call, best_time, best_times
 
 try:
@@ -177,6 +177,11 @@ def rungs() -> list[Rung]:
                 PARALLEL_THREADS,
             ),
             _numba_rung("numba joined rows", "joined"),
+            Rung(  # issue 18: Chapter 10's packed GEMM, B~ packed from the image
+                "implicit im2col, tiny BLAS",
+                lambda x, w, b, p: implicit.conv2d(x, w, b, padding=p),
+                lambda g, x, w, p: implicit.conv2d_backward(g, x, w, padding=p),
+            ),
         ]
     if torch is not None:
         ladder += [_torch_rung(1), _torch_rung(PARALLEL_THREADS)]

@@ -8,12 +8,16 @@ The goals, each a ratio cnnbook time / PyTorch time measured in this one run:
 * one training epoch of the default seed model and of the Chapter 7 model (16 filters
   5×5, padding 2), same data, batch 64, momentum SGD, <= 0.5 with one thread.
 
-cnnbook runs its default path (``method="auto"``), PyTorch ``torch.nn.functional`` and
-autograd. The two-thread figures are reported too (BLAS, numba and torch threads; no
-goal). A shape A row "as a first layer" times the backward without the input gradient
-on both sides (``need_dx=False``; an input that does not require grad). Times are the
-minimum over interleaved rounds, so that a burst of load from elsewhere cannot fall on
-one side only. Never a timed test: these are measurements of this machine.
+cnnbook runs its default path (``method="auto"``) and, in rows of their own, the
+implicit-im2col GEMM on the tiny BLAS (``method="implicit"``, :mod:`cnnbook.implicit`);
+PyTorch runs ``torch.nn.functional`` and autograd; all three are timed in the same
+interleaved rounds. The two-thread figures are reported too (BLAS, numba and torch
+threads; no goal). A shape A row "as a first layer" times the backward without the
+input gradient on both sides (``need_dx=False``; an input that does not require grad).
+Times are the minimum over interleaved rounds, so that a burst of load from elsewhere
+cannot fall on one side only. A second table splits the convolution into its parts
+(forward, dw + db, dx) for both cnnbook methods and PyTorch. Never a timed test:
+these are measurements of this machine.
 """
 
 from __future__ import annotations
@@ -30,25 +34,38 @@ try:
 except ImportError:  # pragma: no cover
     torch = None
 
-__all__ = ["GOALS", "conv_pair", "conv_rows", "training_rows", "run"]
+__all__ = [
+    "GOALS",
+    "conv_pair",
+    "conv_parts",
+    "conv_rows",
+    "split_rows",
+    "training_rows",
+    "run",
+]
 
 # what is timed -> the goal for its one-thread ratio
 GOALS = {
     "conv A fwd+bwd": 0.5,
+    "conv A fwd+bwd, implicit": 0.5,
     "conv B fwd+bwd": 1.0,
+    "conv B fwd+bwd, implicit": 1.0,
     "epoch, seed_cnn() 8 filters 3×3": 0.5,
     "epoch, 16 filters 5×5 (ch. 7 recipe)": 0.5,
 }
 
 
-def conv_pair(shape: str, *, need_dx: bool = True):
-    """``(cnnbook, torch)``: two callables, each one forward and one backward."""
+def conv_pair(shape: str, *, need_dx: bool = True, method: str = "auto"):
+    """``(cnnbook, torch)``: two callables, each one forward and one backward
+    (cnnbook's with ``method``)."""
     p = problem(shape)
     x, w, b, dout, pad = p["x"], p["w"], p["b"], p["dout"], p["padding"]
 
     def ours():
-        functional.conv2d(x, w, b, padding=pad)
-        functional.conv2d_backward(dout, x, w, padding=pad, need_dx=need_dx)
+        functional.conv2d(x, w, b, padding=pad, method=method)
+        functional.conv2d_backward(
+            dout, x, w, padding=pad, need_dx=need_dx, method=method
+        )
 
     xt = torch.from_numpy(x).requires_grad_(need_dx)
     wt = torch.from_numpy(w).requires_grad_()
@@ -64,24 +81,115 @@ def conv_pair(shape: str, *, need_dx: bool = True):
 
 
 def conv_rows(thread_counts=(1, 2), *, quick: bool = False) -> list[tuple]:
-    """``(name, threads, cnnbook s, torch s)``: shapes A, B, and A as a first layer."""
-    cases = [
-        ("conv A fwd+bwd", "A", True),
-        ("conv B fwd+bwd", "B", True),
-        ("conv A fwd+bwd, first layer (no dx)", "A", False),
+    """``(name, threads, cnnbook s, torch s)``: shapes A and B with ``method="auto"``
+    and ``"implicit"`` (next to the same PyTorch time), and A as a first layer."""
+    cases = [  # name, shape, need_dx, cnnbook's method
+        ("conv A fwd+bwd", "A", True, "auto"),
+        ("conv A fwd+bwd, implicit", "A", True, "implicit"),
+        ("conv B fwd+bwd", "B", True, "auto"),
+        ("conv B fwd+bwd, implicit", "B", True, "implicit"),
+        ("conv A fwd+bwd, first layer (no dx)", "A", False, "auto"),
     ]
     rows = []
     for n in thread_counts:
         with threads(n):
-            pairs = {name: conv_pair(shape, need_dx=dx) for name, shape, dx in cases}
-            best = {name: [float("inf"), float("inf")] for name in pairs}
-            for _ in range(2 if quick else 5):
-                for name, fns in pairs.items():
-                    for side, fn in enumerate(fns):
-                        seconds = best_time(fn, repeat=2 if quick else 3)
-                        best[name][side] = min(best[name][side], seconds)
-        rows += [(name, n, *best[name]) for name in pairs]
+            fns, torch_of = {}, {}
+            for name, shape, dx, method in cases:
+                ours, theirs = conv_pair(shape, need_dx=dx, method=method)
+                fns[name] = ours
+                torch_of[name] = f"torch {shape} {dx}"
+                fns.setdefault(torch_of[name], theirs)
+            best = _interleaved(fns, quick)
+        rows += [(name, n, best[name], best[torch_of[name]]) for name, *_ in cases]
     return rows
+
+
+def _interleaved(fns: dict, quick: bool) -> dict:
+    """Seconds per call of each function, the best of interleaved rounds (each round
+    times every function, each keeps its fastest)."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(2 if quick else 5):
+        for name, fn in fns.items():
+            best[name] = min(best[name], best_time(fn, repeat=2 if quick else 3))
+    return best
+
+
+def conv_parts(shape: str) -> dict:
+    """Callables for the parts of one conv2d step on ``shape``: ``(part, side) ->
+    fn``, part in ``forward``, ``dw+db`` (backward without dx) and ``backward`` (dx
+    included), side in ``auto``, ``implicit``, ``torch``."""
+    p = problem(shape)
+    x, w, b, dout, pad = p["x"], p["w"], p["b"], p["dout"], p["padding"]
+    fns = {}
+    for method in ("auto", "implicit"):
+        fns["forward", method] = lambda m=method: functional.conv2d(
+            x, w, b, padding=pad, method=m
+        )
+        for part, dx in (("dw+db", False), ("backward", True)):
+            fns[part, method] = lambda m=method, dx=dx: functional.conv2d_backward(
+                dout, x, w, padding=pad, method=m, need_dx=dx
+            )
+    xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
+    gt = torch.from_numpy(dout)
+
+    def forward():
+        with torch.no_grad():
+            torch_F.conv2d(xt, wt, bt, padding=pad)
+
+    out = torch_F.conv2d(xt, wt, bt, padding=pad)  # the graph, kept for backward
+    fns["forward", "torch"] = forward
+    fns["dw+db", "torch"] = lambda: torch.autograd.grad(
+        out, (wt, bt), gt, retain_graph=True
+    )
+    fns["backward", "torch"] = lambda: torch.autograd.grad(
+        out, (xt, wt, bt), gt, retain_graph=True
+    )
+    return fns
+
+
+def split_rows(thread_counts=(1, 2), *, quick: bool = False) -> list[tuple]:
+    """``(shape, threads, part, auto s, implicit s, torch s)`` for the forward, the
+    backward without dx (dw, db), dx alone (the backward's difference) and the total,
+    all timed in the same interleaved rounds."""
+    rows = []
+    for n in thread_counts:
+        with threads(n):
+            for shape in ("A", "B"):
+                best = _interleaved(conv_parts(shape), quick)
+                sides = ("auto", "implicit", "torch")
+                t = {
+                    part: [best[part, side] for side in sides]
+                    for part in ("forward", "dw+db", "backward")
+                }
+                t["dx"] = [a - b for a, b in zip(t["backward"], t["dw+db"])]
+                t["fwd+bwd"] = [a + b for a, b in zip(t["forward"], t["backward"])]
+                for part in ("forward", "dw+db", "dx", "fwd+bwd"):
+                    rows.append((shape, n, part, *t[part]))
+    return rows
+
+
+def split_table(rows) -> Table:
+    t = Table(
+        "conv2d's parts: cnnbook auto and implicit ÷ PyTorch CPU, side by side",
+        [
+            "shape",
+            "thr",
+            "part",
+            "auto ms",
+            "impl. ms",
+            "torch ms",
+            "auto ÷",
+            "impl. ÷",
+        ],
+    )
+    for shape, n, part, auto, impl, theirs in rows:
+        ms = (auto * 1e3, impl * 1e3, theirs * 1e3)
+        t.add(shape, n, part, *ms, auto / theirs, impl / theirs)
+    t.notes += [
+        "dw+db: the backward without the input gradient (need_dx=False; torch: grad",
+        "  of w and b only); dx: the full backward minus that; ÷: over PyTorch",
+    ]
+    return t
 
 
 def training_rows(thread_counts=(1, 2), *, quick: bool = False) -> list[tuple]:
@@ -124,7 +232,7 @@ def table(rows) -> Table:
         f"A: x {xa}, w {wa}, padding {pa}",
         f"B: x {xb}, w {wb}, padding {pb}; float32",
         "conv: one forward + one backward (dx, dw, db), cnnbook's method='auto'",
-        "  against F.conv2d + autograd",
+        "  (', implicit': method='implicit') against F.conv2d + autograd",
         "epoch: cnnbook.train.fit against the same loop in PyTorch: same data and",
         "  initial weights, batch 64, SGD lr 0.05 momentum 0.9, no augmentation",
         "goals hold for one thread; the two-thread rows are reported, not judged",
@@ -139,4 +247,7 @@ def run(quick: bool = False) -> list[Table]:
         return [t]
     torch.manual_seed(0)
     np.random.seed(0)
-    return [table(conv_rows(quick=quick) + training_rows(quick=quick))]
+    return [
+        table(conv_rows(quick=quick) + training_rows(quick=quick)),
+        split_table(split_rows(quick=quick)),
+    ]
