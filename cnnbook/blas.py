@@ -1164,6 +1164,7 @@ def sgemm(
     ``tile``: another register tile (default: the host's ``TILE``, see
     :func:`with_tile`).
     """
+    # checked once, here; transposed or strided A and B are copied to row-major order
     A, B, C, alpha, beta = _sgemm_operands(A, B, C, alpha, beta, variant)
     kernel, tile = _kernel_for(variant, tile)
     out = C if C.flags.c_contiguous else np.ascontiguousarray(C)

@@ -18,6 +18,15 @@ __all__ = [
 EXERCISES = [
     Exercise(
         "10.1",
+        "The i-k-j loop order",
+        "easy",
+        "implementation",
+        "loop order, strides, in-place updates",
+        "check_matmul_ikj",
+        "ex10-ikj",
+    ),
+    Exercise(
+        "10.2",
         "Choose MR × NR for a register file",
         "medium",
         "tuning",
@@ -26,7 +35,7 @@ EXERCISES = [
         "ex10-choose-tile",
     ),
     Exercise(
-        "10.2",
+        "10.3",
         "The arithmetic intensity of a register tile",
         "medium",
         "derivation",
@@ -35,7 +44,7 @@ EXERCISES = [
         "ex10-tile-intensity",
     ),
     Exercise(
-        "10.3",
+        "10.4",
         "kc for another cache and another precision",
         "harder",
         "derivation",
@@ -43,20 +52,11 @@ EXERCISES = [
         "check_blis_kc",
         "ex10-blis-kc",
     ),
-    Exercise(
-        "10.4",
-        "The i-k-j loop order",
-        "easy",
-        "implementation",
-        "loop order, strides, in-place updates",
-        "check_matmul_ikj",
-        "ex10-ikj",
-    ),
 ]
 
 ALONG_ROWS = "innermost loop over j: B and C read along their rows"
 
-# The rules of exercise 10.1 (Chapter 10, "Step 4"): FMA latency 5 cycles, 2 FMA units.
+# The rules of exercise 10.2 (Chapter 10, "Step 4"): FMA latency 5 cycles, 2 FMA units.
 _LATENCY, _UNITS = 5, 2
 
 
@@ -69,7 +69,7 @@ def _call(fn, *args):
 
 
 def _best_tile(registers: int, lanes: int) -> tuple[int, int]:
-    """The tile the rules of exercise 10.1 choose, by brute force."""
+    """The tile the rules of exercise 10.2 choose, by brute force."""
     best_key, best = None, None
     for v in range(1, registers):
         for mr in range(1, registers):
