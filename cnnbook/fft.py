@@ -135,10 +135,8 @@ def next_fast_len(n: int) -> int:
 def fft_conv1d(x, w, mode: str = "full") -> np.ndarray:
     """1-D convolution by the convolution theorem: pad, transform, multiply, invert.
 
-    x: (N,), w: (K,) → the values of ``numpy.convolve(x, w, mode)`` (up to
-    rounding), in O((N+K) log(N+K)) instead of O(N·K). Both are zero-padded to a
-    length ``>= N+K-1``, so the circular convolution that the DFT computes equals
-    the linear one (no wrap-around).
+    x: (N,), w: (K,) → ``numpy.convolve(x, w, mode)`` up to rounding, in
+    O((N+K) log(N+K)). Both are zero-padded to ``>= N+K-1``: no wrap-around.
     """
     x, w, out_dtype = _inputs_1d(x, w, mode, "fft_conv1d")
     n, k = len(x), len(w)
@@ -217,18 +215,13 @@ def _crop2d(full: np.ndarray, image: tuple, kernel: tuple, mode: str) -> np.ndar
 
 
 def _product_inverse(a: np.ndarray, b: np.ndarray, nfft: tuple) -> np.ndarray:
-    """inverse_DFT(DFT(a) · DFT(b)) over the last len(nfft) axes, padded to nfft.
-
-    Real inputs use the half-spectrum transforms (rfft): half the work, real result.
-    """
+    """inverse_DFT(DFT(a) · DFT(b)) over the last len(nfft) axes, padded to nfft."""
     axes = tuple(range(-len(nfft), 0))
     if np.iscomplexobj(a) or np.iscomplexobj(b):
-        return np.fft.ifftn(
-            np.fft.fftn(a, nfft, axes) * np.fft.fftn(b, nfft, axes), nfft, axes
-        )
-    return np.fft.irfftn(
-        np.fft.rfftn(a, nfft, axes) * np.fft.rfftn(b, nfft, axes), nfft, axes
-    )
+        forward, inverse = np.fft.fftn, np.fft.ifftn
+    else:  # real inputs: half-spectrum transforms, half the work, a real result
+        forward, inverse = np.fft.rfftn, np.fft.irfftn
+    return inverse(forward(a, nfft, axes) * forward(b, nfft, axes), nfft, axes)
 
 
 def _crop1d(full: np.ndarray, n: int, k: int, mode: str) -> np.ndarray:
