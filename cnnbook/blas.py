@@ -249,8 +249,8 @@ VARIANTS = ("naive", "ikj", "blocked", "register", "packed", "parallel")
 
 
 def _jit(fn=None, **options):
-    """``numba.njit(cache=True, fastmath={"contract"})``, or a stub raising ImportError
-    without numba."""
+    """``numba.njit(cache=True, fastmath={"contract"})`` (``options`` may override
+    either), or a stub raising ImportError without numba."""
     if fn is None:
         return functools.partial(_jit, **options)
     if numba is None:
@@ -261,7 +261,7 @@ def _jit(fn=None, **options):
 
         missing.py_func = fn
         return missing
-    return numba.njit(cache=True, fastmath={"contract"}, **options)(fn)
+    return numba.njit(**{"cache": True, "fastmath": {"contract"}, **options})(fn)
 
 
 # --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ GEMM (:mod:`cnnbook.blas`): ``W`` is packed once into the A~ micro-panels of
 exists (*implicit im2col*). A B~ micro-panel of ``cols`` for NR positions of one output
 row has, as its row for tap ``(c, i, j)``, NR **contiguous** floats of the zero-padded
 image, ``xp[c, oh + i·d, ow0 + j·d …]``; the micro-kernel only needs rows of NR
-contiguous floats, so it reads them in place (:func:`_micro_direct`, built from the
+contiguous floats, so it reads them in place (``_micro_direct``, built from the
 tiny BLAS's ``zero_tile``/``fma_row``/``update_row`` intrinsics) instead of copying
 them into a packed panel first. (Copying them in :func:`cnnbook.blas.pack_b`'s
 layout, one block at a time, measured 3 ms of a 10 ms forward on shape B: more than
@@ -28,7 +28,7 @@ The backward pass:
   the kernel comes out in the tap order ``(i, j, c)``, permuted back at the end.
   Other C: ``dwᵀ = Σ_n cols[n] @ dout[n]ᵀ`` with A's MR taps broadcast in place from
   the padded image and ``dout[n]ᵀ`` packed as B~ micro-panels in
-  :func:`cnnbook.blas.pack_b`'s layout (:func:`_pack_dout`).
+  :func:`cnnbook.blas.pack_b`'s layout (``_pack_dout``).
 * ``dx`` (stride 1) is a convolution of ``dout`` with the kernel flipped in both
   spatial axes and its two channel axes swapped, with padding ``d(k - 1) - p`` (a
   "full" correlation; a wider padding crops ``dout`` instead), through the same
@@ -39,9 +39,9 @@ float32 only (the tiny BLAS is single precision), stride 1; any padding and dila
 Threads: with ``numba.get_num_threads() > 1`` the images are shared among the threads
 (``prange``), each with its own buffers (and its own partial ``dw``).
 
-The kernels call the tiny BLAS's compiled functions; numba's on-disk cache does not
-track that dependency, so after a change to ``cnnbook/blas.py`` clear
-``cnnbook/__pycache__/implicit*`` (or touch this file) to recompile them.
+The kernels inline the tiny BLAS's compiled intrinsics. numba's on-disk cache keys a
+kernel on its own file only and would keep stale machine code after a change to
+``cnnbook/blas.py``, so these kernels are compiled once per process, never cached.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ _index = np.uint64
 # --------------------------------------------------------------------------------------
 
 
-@_jit
+@_jit(cache=False)
 def _micro_direct(kb, a, rows, offs, base, ones, bias, C, i0, j0, beta):
     """:func:`cnnbook.blas.micro_kernel` with row ``p`` of the B micro-panel read in
     place: the NR contiguous floats ``rows[offs[p] + base …]`` of an image (``rows``:
@@ -106,7 +106,7 @@ def _micro_direct(kb, a, rows, offs, base, ones, bias, C, i0, j0, beta):
         update_row(C, i0 + i, j0, np.float32(1), acc, i, beta)
 
 
-@_jit
+@_jit(cache=False)
 def _edge_direct(kb, a, rows, offs, base, ones, bias, C, i0, j0, mr, nr, beta, tile):
     """:func:`_micro_direct` for a tile only ``mr × nr`` of which is inside C: the
     whole tile goes to ``tile`` (MR × NR), its corner to C (as
@@ -120,7 +120,7 @@ def _edge_direct(kb, a, rows, offs, base, ones, bias, C, i0, j0, mr, nr, beta, t
             C[i0 + i, j0 + j] = tile[i, j] + old
 
 
-@_jit
+@_jit(cache=False)
 def _pad_images(x, xp, ph, pw):
     """``xp`` (flat, N·C·Hp·Wp floats and more) ← ``x`` (N, C, H, W) with ``ph``,
     ``pw`` zeros around each plane; the floats after the last plane are zeroed too."""
@@ -150,7 +150,7 @@ def _pad_images(x, xp, ph, pw):
         xp[i] = 0
 
 
-@_jit
+@_jit(cache=False)
 def _forward_direct(
     xp, offs, Ap, ones, bias, flat, N, F, Ho, Wo, Wp, image, first, last
 ):
@@ -199,7 +199,7 @@ def _forward_direct(
                             )  # fmt: skip
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, cache=False)
 def _forward_direct_threads(
     xp, offs, Ap, ones, bias, flat, N, F, Ho, Wo, Wp, image, chunks
 ):
@@ -216,7 +216,7 @@ def _forward_direct_threads(
 # --------------------------------------------------------------------------------------
 
 
-@_jit
+@_jit(cache=False)
 def _micro_cols(kb, rows, pos_off, pc, taps, base, b, C, i0, j0, beta):
     """The micro-kernel of ``∂L/∂wᵀ = cols @ doutᵀ`` with A read in place: step p
     (position ``pc + p``) broadcasts the MR taps ``rows[base + pos_off[pc + p] +
@@ -233,7 +233,7 @@ def _micro_cols(kb, rows, pos_off, pc, taps, base, b, C, i0, j0, beta):
         update_row(C, i0 + i, j0, np.float32(1), acc, i, beta)
 
 
-@_jit
+@_jit(cache=False)
 def _pack_dout(d, pc, kb, Bp):
     """``Bp[t, p, j] = d[t·NR + j, pc + p]``: the B~ micro-panels of ``doutᵀ`` (the
     layout of :func:`cnnbook.blas.pack_b`) from ``d = dout[n]`` (F, Ho·Wo); zeros
@@ -252,7 +252,7 @@ def _pack_dout(d, pc, kb, Bp):
                     panel[p, j] = 0
 
 
-@_jit
+@_jit(cache=False)
 def _dw_images(xp, pos_off, taps, dout, dwt, kc, image, first, last):
     """Images ``first … last − 1``: ``dwt += cols[n] @ dout[n]ᵀ`` (``dwt``: taps × F;
     ``taps``: the tap offsets, padded to a multiple of MR; ``xp``: the flat padded
@@ -288,7 +288,7 @@ def _dw_images(xp, pos_off, taps, dout, dwt, kc, image, first, last):
                                 dwt[i0 + i, j0 + j] += tile[i, j]
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, cache=False)
 def _dw_threads(xp, pos_off, taps, dout, dwt_parts, kc, image):
     """:func:`_dw_images` with the images shared out, one partial ``dw`` per chunk."""
     N, chunks = dout.shape[0], dwt_parts.shape[0]
@@ -299,7 +299,7 @@ def _dw_threads(xp, pos_off, taps, dout, dwt_parts, kc, image):
         )  # fmt: skip
 
 
-@_jit
+@_jit(cache=False)
 def _channels_last(x, xt, ph, pw):
     """``xt[n, h + ph, w + pw, c] = x[n, c, h, w]``, zeros around (the padding)."""
     N, C, H, W = x.shape
@@ -324,7 +324,7 @@ def _channels_last(x, xt, ph, pw):
                     t[pixel + _index(c)] = planes[c, source]
 
 
-@_jit
+@_jit(cache=False)
 def _dw_channels_last(xt, pos_off, tap_base, dout, dwt, kc, image, first, last):
     """Images ``first … last − 1``: ``dwt += dout[n] @ cols[n]ᵀ`` (``dwt``: F × taps
     in the order (i, j, c)) with the B micro-panels of ``cols[n]ᵀ`` read in place
@@ -362,7 +362,7 @@ def _dw_channels_last(xt, pos_off, tap_base, dout, dwt, kc, image, first, last):
                         )  # fmt: skip
 
 
-@_jit(parallel=True)
+@_jit(parallel=True, cache=False)
 def _dw_channels_last_threads(xt, pos_off, tap_base, dout, dwt_parts, kc, image):
     """:func:`_dw_channels_last` with the images shared out, one partial ``dw`` per
     chunk."""
