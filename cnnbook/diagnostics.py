@@ -209,8 +209,7 @@ def flush_subnormal(arrays) -> int:
     how many."""
     flushed = 0
     for a in _float_arrays(arrays):
-        mask = np.abs(a) < np.finfo(a.dtype).smallest_normal
-        mask &= a != 0
+        mask = (np.abs(a) < np.finfo(a.dtype).smallest_normal) & (a != 0)
         flushed += int(np.count_nonzero(mask))
         a[mask] = 0
     return flushed
