@@ -91,25 +91,12 @@ def _poly_from_roots(roots, length: int) -> list[Fraction]:
 
 
 def winograd_matrices(m: int, r: int, points=None, *, exact: bool = False):
-    """``(AT, G, BT)`` of F(m, r): ``y = AT @ ((G @ g) * (BT @ d))``.
+    """``(AT, G, BT)`` of F(m, r), ``y = AT @ ((G @ g) * (BT @ d))``: ``AT: (m, α)``,
+    ``G: (α, r)``, ``BT: (α, α)``, ``α = m + r - 1`` (transposed Toom-Cook).
 
-    ``AT: (m, α)``, ``G: (α, r)``, ``BT: (α, α)`` with ``α = m + r - 1``, so that
-    ``y[i] = Σ_k d[i + k] g[k]`` for ``d`` of length α and ``g`` of length r.
-
-    ``points``: ``α - 1`` distinct finite points (the point at infinity is added as
-    the last one) or ``α`` points, of which at most one may be ``inf``. Default
-    :func:`default_points`. Computed in exact rational arithmetic; ``exact=True``
-    returns arrays of ``fractions.Fraction``, otherwise float64.
-
-    Derivation (Toom-Cook, transposed). With ``g(x) = Σ g_k x^k`` and
-    ``h(x) = Σ h_i x^i`` (degree m - 1), the product ``s = g h`` has degree α - 1 and
-    is fixed by its values at α points: ``s = C [(V_r g) ⊙ (V_m h)]`` with the
-    evaluation (Vandermonde) matrices ``V_k`` and the interpolation ``C = V_α⁻¹``.
-    The correlation is the transpose of this product map, ``y = V_mᵀ [(V_r g) ⊙ (Cᵀ
-    d)]``. Row j of ``Cᵀ`` holds the coefficients of the Lagrange polynomial
-    ``N_j(x) / N_j(p_j)``, ``N_j(x) = Π_{k≠j} (x - p_k)``; the denominators move to G
-    (computed once per filter), so ``BT`` holds the coefficients of ``N_j``. At ∞ a
-    polynomial "evaluates" to its leading coefficient, and ``N_∞ = Π_k (x - p_k)``.
+    ``points``: ``α - 1`` distinct finite points (∞ is added last) or ``α`` points,
+    at most one of them ``inf``; default :func:`default_points`. Exact rational
+    arithmetic; ``exact=True`` returns ``Fraction`` arrays, otherwise float64.
     """
     m, r, finite, infinity = _check_points(m, r, points)
     alpha = m + r - 1
@@ -152,10 +139,7 @@ def tiles_per_axis(n: int, padding: int, m: int, r: int = KERNEL) -> int:
 
 
 def transform(L: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """``L X Lᵀ`` for every matrix ``X[:, :, ...]``: ``(p, p, ...) -> (q, q, ...)``.
-
-    Two matrix products with ``L: (q, p)``: first along axis 0, then along axis 1.
-    """
+    """``L X Lᵀ`` for every ``X[:, :, ...]``, by two products with ``L: (q, p)``."""
     q, p = L.shape
     rest = X.shape[2:]
     LX = (L @ X.reshape(p, -1)).reshape(q, p, -1)  # (L X)[a, j, ...]
@@ -163,12 +147,9 @@ def transform(L: np.ndarray, X: np.ndarray) -> np.ndarray:
 
 
 def input_tiles(x: np.ndarray, padding, m: int, r: int = KERNEL) -> np.ndarray:
-    """Overlapping ``α × α`` tiles at stride ``m``: ``(α, α, C, N, tH, tW)``, a view.
-
-    The input is zero-padded by ``padding`` and then, at the bottom and right, up to
-    ``tH·m + r - 1`` rows and ``tW·m + r - 1`` columns, so that the last tiles are
-    whole; their extra outputs are cropped away.
-    """
+    """Overlapping ``α × α`` tiles at stride ``m``: ``(α, α, C, N, tH, tW)``, a view
+    of ``x`` zero-padded by ``padding``, and at the bottom and right until the last
+    tiles are whole (their extra outputs are cropped away)."""
     N, C, H, W = x.shape
     ph, pw = padding
     tH, tW = tiles_per_axis(H, ph, m, r), tiles_per_axis(W, pw, m, r)
@@ -177,26 +158,16 @@ def input_tiles(x: np.ndarray, padding, m: int, r: int = KERNEL) -> np.ndarray:
     extra_w = tW * m + r - 1 - (W + 2 * pw)
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph + extra_h), (pw, pw + extra_w)))
     sN, sC, sH, sW = xp.strides
-    return as_strided(
-        xp,
-        shape=(alpha, alpha, C, N, tH, tW),
-        strides=(sH, sW, sC, sN, m * sH, m * sW),
-        writeable=False,
-    )
+    shape, strides = (alpha, alpha, C, N, tH, tW), (sH, sW, sC, sN, m * sH, m * sW)
+    return as_strided(xp, shape, strides, writeable=False)
 
 
 def conv2d(
     x, w, b=None, padding=0, m=2, *, stride=1, dilation=1, points=None, gemm=None
 ):
-    """conv2d with F(m×m, 3×3): ``x: (N, C, H, W)``, ``w: (F, C, 3, 3)`` → ``(N, F, Ho,
-    Wo)``, the same result as :func:`cnnbook.functional.conv2d` up to rounding.
-
-    ``U = G w Gᵀ`` per filter and channel, ``V = Bᵀ d B`` per input tile, then for each
-    of the α² positions ``(a, b)`` of a transformed tile one matrix product over the
-    channels, ``M[a, b] = U[a, b] (F × C) @ V[a, b] (C × N·tiles)``, and ``Y = Aᵀ M A``
-    per output tile. ``gemm``: the matrix product (default ``numpy.matmul``).
-    ``points``: the interpolation points (:func:`winograd_matrices`).
-    """
+    """:func:`cnnbook.functional.conv2d` with F(m×m, 3×3), up to rounding: ``x: (N, C,
+    H, W)``, ``w: (F, C, 3, 3)`` → ``(N, F, Ho, Wo)``. ``gemm`` does the α² products
+    (default ``numpy.matmul``); ``points`` as in :func:`winograd_matrices`."""
     x, w, b, (ph, pw), (Ho, Wo) = _conv_args(x, w, b, padding, m, stride, dilation)
     AT, G, BT = (M.astype(x.dtype) for M in winograd_matrices(m, KERNEL, points))
     mm = np.matmul if gemm is None else gemm
@@ -216,14 +187,8 @@ def conv2d(
 def conv2d_backward(
     dout, x, w, padding=0, m=2, *, stride=1, dilation=1, points=None, gemm=None
 ):
-    """Gradients ``(dx, dw, db)`` of :func:`conv2d` for the upstream gradient ``dout``.
-
-    The forward pass is linear in ``x`` and in ``w``, so its gradients are its steps
-    transposed, in reverse order: ``dM = A dY Aᵀ`` per output tile, then the α²
-    products ``dU = dM @ Vᵀ`` and ``dV = Uᵀ @ dM``, then ``dw = Gᵀ dU G`` and
-    ``dtiles = B dV Bᵀ``, whose overlapping tiles are added back onto the image.
-    Shapes and conventions as :func:`cnnbook.functional.conv2d_backward`.
-    """
+    """Gradients ``(dx, dw, db)`` of :func:`conv2d`: its steps transposed, in reverse
+    order (shapes as :func:`cnnbook.functional.conv2d_backward`)."""
     x, w, _, (ph, pw), (Ho, Wo) = _conv_args(x, w, None, padding, m, stride, dilation)
     dout = check_dout(dout, (len(x), len(w), Ho, Wo), "winograd.conv2d_backward")
     AT, G, BT = (M.astype(x.dtype) for M in winograd_matrices(m, KERNEL, points))
