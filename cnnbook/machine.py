@@ -115,10 +115,11 @@ class MachineFacts:
             name = {"openblas": "OpenBLAS", "mkl": "MKL"}.get(api, api)
             # which package loaded it: numpy.libs/..., scipy.libs/..., torch/lib/...
             owner = Path(b.get("filepath", "")).parent.name.removesuffix(".libs")
+            threads = b.get("num_threads")
             lines.append(
                 f"{name} {b.get('version') or ''} ({owner or '?'}), "
                 f"{b.get('architecture') or '?'} kernels, "
-                f"{b.get('num_threads')} threads"
+                f"{threads} thread{'' if threads == 1 else 's'}"
             )
         return "\n       ".join(lines)
 
