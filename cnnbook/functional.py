@@ -216,33 +216,49 @@ _HAVE_NUMBA = find_spec("numba") is not None
 CONV_METHODS = ("auto", "im2col", "numba", "implicit")
 
 
-def _use_compiled(method, gemm, x, w, b, stride, fn) -> bool:
-    """Whether a convolution runs Chapter 8's compiled kernel instead of im2col + GEMM.
+def _conv_path(method, gemm, x, w, b, stride, fn) -> str:
+    """Which convolution runs: ``"implicit"``, ``"numba"``, ``"gemm"`` or ``"im2col"``.
 
-    ``"auto"`` takes the compiled kernel wherever it applies, because it measured
-    faster on the seed model's layers (Chapter 8): numba installed, no ``gemm`` plugged
-    in, stride 1, and one float dtype for all arrays (the kernel does not promote).
+    ``"auto"``, with numba installed and no ``gemm`` plugged in, takes for stride 1:
+    the tiny BLAS on implicit im2col (``cnnbook.implicit``) for float32 layers whose
+    channel count is a multiple of its register tile's width (16 on AVX2), where it
+    measured 1.7-2x faster than the compiled loops (shape B of ``python -m
+    cnnbook.bench --only goals``, one thread, the AVX2 Zen 3 machine); Chapter 8's
+    compiled loops for every other layer of one float dtype, the seed model's
+    one-channel layers among them, where they measured fastest (the implicit path took
+    about 3x their time there); im2col + GEMM otherwise.
     """
     if method not in CONV_METHODS:
         raise ValueError(f"{fn}: method must be one of {CONV_METHODS}, got {method!r}")
-    if method == "implicit":  # reached only with a gemm plugged in
-        raise ValueError(f"{fn}: method='implicit' takes no gemm, got {gemm!r}")
-    if method == "im2col" or (
-        method == "auto" and (gemm is not None or not _HAVE_NUMBA)
-    ):
-        return False
-    applies = (
-        pair(stride, "stride") == (1, 1)
-        and x.dtype in (np.float32, np.float64)
+    if gemm is not None:
+        if method in ("numba", "implicit"):
+            raise ValueError(f"{fn}: method={method!r} takes no gemm, got {gemm!r}")
+        return "gemm"
+    if method in ("im2col", "implicit"):
+        return method
+    if not _HAVE_NUMBA and method == "auto":
+        return "im2col"
+    one_dtype = (
+        x.dtype in (np.float32, np.float64)
         and w.dtype == x.dtype
         and (b is None or b.dtype == x.dtype)
     )
-    if method == "numba" and (not applies or gemm is not None):
-        raise ValueError(
-            f"{fn}: method='numba' needs stride 1, x, w and b of one float dtype and "
-            f"no gemm; got stride {stride}, dtypes {x.dtype}/{w.dtype}, gemm {gemm!r}"
-        )
-    return applies
+    applies = pair(stride, "stride") == (1, 1) and one_dtype
+    if method == "numba":
+        if not applies:
+            raise ValueError(
+                f"{fn}: method='numba' needs stride 1 and x, w and b of one float "
+                f"dtype; got stride {stride}, dtypes {x.dtype}/{w.dtype}"
+            )
+        return "numba"
+    if not applies:
+        return "im2col"
+    if x.dtype == np.float32:
+        from .implicit import NR  # lazy: it imports numba and the tiny BLAS
+
+        if x.shape[1] % NR == 0:
+            return "implicit"
+    return "numba"
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"):
@@ -259,20 +275,21 @@ def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="
     compiled loops, stride 1: ``cnnbook.fast``'s ``"rows"`` kernel, which measured
     fastest on the seed layers and on shape B of the benchmark, 2-4× the ``"joined"``
     rung, on the AVX2 Zen 3 machine), ``"implicit"`` (float32, stride 1: the tiny BLAS
-    on implicit im2col, ``cnnbook.implicit``) or ``"auto"`` (the compiled loops where
-    they apply).
+    on implicit im2col, ``cnnbook.implicit``) or ``"auto"`` (the fastest of these
+    that applies, as measured: see ``_conv_path``).
     ``gemm``: the matrix product of the im2col path (Chapter 10).
     """
     x, w, b = check_conv_args(x, w, b, "conv2d")
-    if method == "implicit" and gemm is None:
+    path = _conv_path(method, gemm, x, w, b, stride, "conv2d")
+    if path == "implicit":
         from .implicit import conv2d as implicit  # lazy, like cnnbook.fast
 
         return implicit(x, w, b, stride, padding, dilation)
-    if _use_compiled(method, gemm, x, w, b, stride, "conv2d"):
+    if path == "numba":
         from .fast import conv2d as compiled  # lazy: cnnbook.fast imports this module
 
         return compiled(x, w, b, stride, padding, dilation, kernel="rows")
-    if gemm is not None:
+    if path == "gemm":
         return _conv2d_gemm(x, w, b, stride, padding, dilation, gemm)
     return conv2d_im2col(x, w, b, stride, padding, dilation)
 
@@ -298,20 +315,20 @@ def conv2d_backward(
     """
     x, w, _ = check_conv_args(x, w, None, "conv2d_backward")
     dout = np.asarray(dout)
-    if method == "implicit" and gemm is None:
+    path = _conv_path(method, gemm, x, w, None, stride, "conv2d_backward")
+    if path in ("numba", "implicit") and method != "implicit" and dout.dtype != x.dtype:
+        path = "im2col"  # the compiled kernels do not promote
+    if path == "implicit":
         from .implicit import conv2d_backward as implicit
 
         return implicit(dout, x, w, stride, padding, dilation, need_dx)
-    if (
-        _use_compiled(method, gemm, x, w, None, stride, "conv2d_backward")
-        and dout.dtype == x.dtype
-    ):
+    if path == "numba":
         from .fast import conv2d_backward as compiled
 
         return compiled(
             dout, x, w, stride, padding, dilation, kernel="joined", need_dx=need_dx
         )
-    if gemm is not None:
+    if path == "gemm":
         return _conv2d_backward_gemm(
             dout, x, w, stride, padding, dilation, gemm, need_dx
         )

@@ -539,6 +539,35 @@ def test_conv_auto_uses_compiled_kernel_where_it_applies(dtype, monkeypatch):
     assert len(calls) == 1
 
 
+def test_conv_auto_takes_the_implicit_gemm_for_many_channels(monkeypatch):
+    """float32, stride 1, channels a multiple of the tile width: the tiny BLAS on
+    implicit im2col, forward and backward; the same layer in float64, or with one
+    channel fewer, runs the compiled loops."""
+    pytest.importorskip("numba")
+    from cnnbook import fast, implicit
+
+    calls = []
+    for module, name in [(implicit, "conv2d"), (implicit, "conv2d_backward")]:
+        original = getattr(module, name)
+        monkeypatch.setattr(
+            module,
+            name,
+            lambda *a, _o=original, _n=name, **k: calls.append(_n) or _o(*a, **k),
+        )
+    monkeypatch.setattr(fast, "conv2d", lambda *a, **k: calls.append("fast"))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, implicit.NR, 7, 7)).astype(np.float32)
+    w = rng.standard_normal((5, implicit.NR, 3, 3)).astype(np.float32)
+    out = F.conv2d(x, w, padding=1)
+    dx, dw, db = F.conv2d_backward(np.ones_like(out), x, w, padding=1)
+    assert calls == ["conv2d", "conv2d_backward"]
+    ref = F.conv2d(x, w, padding=1, method="im2col")
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
+    F.conv2d(x.astype(np.float64), w.astype(np.float64), padding=1)
+    F.conv2d(x[:, 1:], w[:, 1:], padding=1)
+    assert calls == ["conv2d", "conv2d_backward", "fast", "fast"]
+
+
 def test_conv_method_errors():
     x, w = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
     with pytest.raises(ValueError, match="method must be one of"):
