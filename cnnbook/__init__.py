@@ -13,10 +13,10 @@ Layering, imports pointing one way only:
 
 from importlib import import_module
 
-from .sourcecode import show
+from .sourcecode import diff, excerpt, show
 
 __version__ = "0.1.0"
-__all__ = ["show", "__version__"]
+__all__ = ["show", "excerpt", "diff", "__version__"]
 
 _SUBMODULES = {
     "signal",
