@@ -61,6 +61,7 @@ __all__ = [
     "im2col",
     "col2im",
     "conv2d",
+    "conv_path",
     "conv2d_im2col",
     "conv2d_backward",
     "conv2d_backward_im2col",
@@ -259,6 +260,14 @@ def _conv_path(method, gemm, x, w, b, stride, fn) -> str:
         if x.shape[1] % NR == 0:
             return "implicit"
     return "numba"
+
+
+def conv_path(x, w, b=None, stride=1, *, gemm=None, method="auto") -> str:
+    """The implementation :func:`conv2d` runs for these arrays: ``"implicit"``,
+    ``"numba"``, ``"gemm"`` or ``"im2col"`` (``method="auto"``'s choice is explained
+    in ``_conv_path``)."""
+    x, w, b = check_conv_args(x, w, b, "conv_path")
+    return _conv_path(method, gemm, x, w, b, stride, "conv_path")
 
 
 def conv2d(x, w, b=None, stride=1, padding=0, dilation=1, *, gemm=None, method="auto"):

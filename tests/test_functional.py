@@ -568,6 +568,28 @@ def test_conv_auto_takes_the_implicit_gemm_for_many_channels(monkeypatch):
     assert calls == ["conv2d", "conv2d_backward", "fast", "fast"]
 
 
+def test_conv_path_names_what_conv2d_runs():
+    """conv_path reports auto's choice: the tiny BLAS for float32 many-channel
+    layers, the compiled loops for one channel or float64, im2col for stride 2 or
+    mixed dtypes, the plugged-in gemm when there is one."""
+    pytest.importorskip("numba")
+    from cnnbook.implicit import NR
+
+    x = np.zeros((1, NR, 6, 6), np.float32)
+    w = np.zeros((2, NR, 3, 3), np.float32)
+    assert F.conv_path(x, w) == "implicit"
+    assert F.conv_path(x[:, :1], w[:, :1]) == "numba"
+    assert F.conv_path(x.astype(np.float64), w.astype(np.float64)) == "numba"
+    assert F.conv_path(x, w, stride=2) == "im2col"
+    assert F.conv_path(x, w.astype(np.float64)) == "im2col"
+    assert F.conv_path(x, w, gemm=np.matmul) == "gemm"
+    assert F.conv_path(x, w, method="numba") == "numba"
+    with pytest.raises(ValueError, match="conv_path: method must be one of"):
+        F.conv_path(x, w, method="fastest")
+    with pytest.raises(ValueError, match="channels"):
+        F.conv_path(x, w[:, :3])
+
+
 def test_conv_method_errors():
     x, w = np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 3, 3))
     with pytest.raises(ValueError, match="method must be one of"):

@@ -8,15 +8,17 @@ The goals, each a ratio cnnbook time / PyTorch time measured in this one run:
 * one training epoch of the default seed model and of the Chapter 7 model (16 filters
   5×5, padding 2), same data, batch 64, momentum SGD, <= 0.5 with one thread.
 
-cnnbook runs its default path (``method="auto"``) and, in rows of their own, the
-implicit-im2col GEMM on the tiny BLAS (``method="implicit"``, :mod:`cnnbook.implicit`);
-PyTorch runs ``torch.nn.functional`` and autograd; all three are timed in the same
-interleaved rounds. The two-thread figures are reported too (BLAS, numba and torch
+cnnbook runs its default path (``method="auto"``: on an AVX2 host, shape B takes the
+implicit-im2col GEMM on the tiny BLAS, :mod:`cnnbook.implicit`, and shape A Chapter 8's
+compiled loops) and, in rows of their own, the path ``auto`` did not take (``"numba"``
+or ``"implicit"``), so that the rows show whether its choice was right. PyTorch runs
+``torch.nn.functional`` and autograd; all three are timed in the same interleaved
+rounds. The two-thread figures are reported too (BLAS, numba and torch
 threads; no goal). A shape A row "as a first layer" times the backward without the
 input gradient on both sides (``need_dx=False``; an input that does not require grad).
 Times are the minimum over interleaved rounds, so that a burst of load from elsewhere
 cannot fall on one side only. A second table splits the convolution into its parts
-(forward, dw + db, dx) for both cnnbook methods and PyTorch. Never a timed test:
+(forward, dw + db, dx) for both cnnbook paths and PyTorch. Never a timed test:
 these are measurements of this machine.
 """
 
@@ -39,6 +41,7 @@ __all__ = [
     "conv_pair",
     "conv_parts",
     "conv_rows",
+    "other_path",
     "split_rows",
     "training_rows",
     "run",
@@ -47,9 +50,7 @@ __all__ = [
 # what is timed -> the goal for its one-thread ratio
 GOALS = {
     "conv A fwd+bwd": 0.5,
-    "conv A fwd+bwd, implicit": 0.5,
     "conv B fwd+bwd": 1.0,
-    "conv B fwd+bwd, implicit": 1.0,
     "epoch, seed_cnn() 8 filters 3×3": 0.5,
     "epoch, 16 filters 5×5 (ch. 7 recipe)": 0.5,
 }
@@ -80,14 +81,23 @@ def conv_pair(shape: str, *, need_dx: bool = True, method: str = "auto"):
     return ours, theirs
 
 
+def other_path(shape: str) -> str:
+    """The compiled path that ``method="auto"`` does not take on ``shape``:
+    ``"numba"`` where it runs the implicit GEMM, ``"implicit"`` elsewhere."""
+    p = problem(shape)
+    auto = functional.conv_path(p["x"], p["w"], p["b"])
+    return "numba" if auto == "implicit" else "implicit"
+
+
 def conv_rows(thread_counts=(1, 2), *, quick: bool = False) -> list[tuple]:
     """``(name, threads, cnnbook s, torch s)``: shapes A and B with ``method="auto"``
-    and ``"implicit"`` (next to the same PyTorch time), and A as a first layer."""
+    and with the path it did not take (next to the same PyTorch time), and A as a
+    first layer."""
     cases = [  # name, shape, need_dx, cnnbook's method
         ("conv A fwd+bwd", "A", True, "auto"),
-        ("conv A fwd+bwd, implicit", "A", True, "implicit"),
+        (f"conv A fwd+bwd, {other_path('A')}", "A", True, other_path("A")),
         ("conv B fwd+bwd", "B", True, "auto"),
-        ("conv B fwd+bwd, implicit", "B", True, "implicit"),
+        (f"conv B fwd+bwd, {other_path('B')}", "B", True, other_path("B")),
         ("conv A fwd+bwd, first layer (no dx)", "A", False, "auto"),
     ]
     rows = []
@@ -117,16 +127,16 @@ def _interleaved(fns: dict, quick: bool) -> dict:
 def conv_parts(shape: str) -> dict:
     """Callables for the parts of one conv2d step on ``shape``: ``(part, side) ->
     fn``, part in ``forward``, ``dw+db`` (backward without dx) and ``backward`` (dx
-    included), side in ``auto``, ``implicit``, ``torch``."""
+    included), side in ``auto``, ``other`` (:func:`other_path`), ``torch``."""
     p = problem(shape)
     x, w, b, dout, pad = p["x"], p["w"], p["b"], p["dout"], p["padding"]
     fns = {}
-    for method in ("auto", "implicit"):
-        fns["forward", method] = lambda m=method: functional.conv2d(
+    for side, method in (("auto", "auto"), ("other", other_path(shape))):
+        fns["forward", side] = lambda m=method: functional.conv2d(
             x, w, b, padding=pad, method=m
         )
         for part, dx in (("dw+db", False), ("backward", True)):
-            fns[part, method] = lambda m=method, dx=dx: functional.conv2d_backward(
+            fns[part, side] = lambda m=method, dx=dx: functional.conv2d_backward(
                 dout, x, w, padding=pad, method=m, need_dx=dx
             )
     xt, wt, bt = (torch.from_numpy(a).requires_grad_() for a in (x, w, b))
@@ -148,7 +158,7 @@ def conv_parts(shape: str) -> dict:
 
 
 def split_rows(thread_counts=(1, 2), *, quick: bool = False) -> list[tuple]:
-    """``(shape, threads, part, auto s, implicit s, torch s)`` for the forward, the
+    """``(shape, threads, part, auto s, other s, torch s)`` for the forward, the
     backward without dx (dw, db), dx alone (the backward's difference) and the total,
     all timed in the same interleaved rounds."""
     rows = []
@@ -156,7 +166,7 @@ def split_rows(thread_counts=(1, 2), *, quick: bool = False) -> list[tuple]:
         with threads(n):
             for shape in ("A", "B"):
                 best = _interleaved(conv_parts(shape), quick)
-                sides = ("auto", "implicit", "torch")
+                sides = ("auto", "other", "torch")
                 t = {
                     part: [best[part, side] for side in sides]
                     for part in ("forward", "dw+db", "backward")
@@ -168,24 +178,33 @@ def split_rows(thread_counts=(1, 2), *, quick: bool = False) -> list[tuple]:
     return rows
 
 
+def _xwb(shape: str):
+    p = problem(shape)
+    return p["x"], p["w"], p["b"]
+
+
 def split_table(rows) -> Table:
     t = Table(
-        "conv2d's parts: cnnbook auto and implicit ÷ PyTorch CPU, side by side",
+        "conv2d's parts: cnnbook auto and the other path ÷ PyTorch CPU, side by side",
         [
             "shape",
             "thr",
             "part",
             "auto ms",
-            "impl. ms",
+            "other ms",
             "torch ms",
             "auto ÷",
-            "impl. ÷",
+            "other ÷",
         ],
     )
-    for shape, n, part, auto, impl, theirs in rows:
-        ms = (auto * 1e3, impl * 1e3, theirs * 1e3)
-        t.add(shape, n, part, *ms, auto / theirs, impl / theirs)
+    for shape, n, part, auto, other, theirs in rows:
+        ms = (auto * 1e3, other * 1e3, theirs * 1e3)
+        t.add(shape, n, part, *ms, auto / theirs, other / theirs)
     t.notes += [
+        "auto runs: "
+        + ", ".join(f"{s} {functional.conv_path(*_xwb(s))}" for s in ("A", "B"))
+        + "; other: "
+        + ", ".join(f"{s} {other_path(s)}" for s in ("A", "B")),
         "dw+db: the backward without the input gradient (need_dx=False; torch: grad",
         "  of w and b only); dx: the full backward minus that; ÷: over PyTorch",
     ]
@@ -232,7 +251,7 @@ def table(rows) -> Table:
         f"A: x {xa}, w {wa}, padding {pa}",
         f"B: x {xb}, w {wb}, padding {pb}; float32",
         "conv: one forward + one backward (dx, dw, db), cnnbook's method='auto'",
-        "  (', implicit': method='implicit') against F.conv2d + autograd",
+        "  (', numba' / ', implicit': that method) against F.conv2d + autograd",
         "epoch: cnnbook.train.fit against the same loop in PyTorch: same data and",
         "  initial weights, batch 64, SGD lr 0.05 momentum 0.9, no augmentation",
         "goals hold for one thread; the two-thread rows are reported, not judged",
