@@ -109,6 +109,7 @@ __all__ = [
     "update_row",
     "prefetch_row",
     "copy_row",
+    "transpose_block",
     "with_tile",
     "micro_kernel_asm",
     "micro_kernel_gflops",
@@ -521,9 +522,9 @@ def gemm_blocked(A, B, C, alpha, beta, mc, kc, nc):
 
 
 def _tile_intrinsics(mr: int, nr: int, lanes: int):
-    """``(zero_tile, fma_row, update_row, prefetch_row, copy_row)`` for an ``mr × nr``
-    float32 tile in vectors of ``lanes``: the operations of the micro-kernel (and of
-    packing) that numba cannot spell.
+    """``(zero_tile, fma_row, update_row, prefetch_row, copy_row, transpose_block)``
+    for an ``mr × nr`` float32 tile in vectors of ``lanes``: the operations of the
+    micro-kernel (and of packing) that numba cannot spell.
 
     numba has no vector type, and LLVM, left to itself, unrolls a 16-long tile loop
     completely before its loop vectorizer sees it (numba leaves the SLP vectorizer
@@ -535,7 +536,7 @@ def _tile_intrinsics(mr: int, nr: int, lanes: int):
         def missing(*args):
             raise ImportError(_NUMBA_MISSING)
 
-        return missing, missing, missing, missing, missing
+        return (missing,) * 6
     if nr % lanes:
         raise ValueError(f"the tile width {nr} is not a multiple of {lanes} lanes")
     f32 = llvm_ir.FloatType()
@@ -714,10 +715,96 @@ def _tile_intrinsics(mr: int, nr: int, lanes: int):
 
         return signature, codegen
 
-    return zero_tile, fma_row, update_row, prefetch_row, copy_row
+    def _shuffle(builder, x, y, mask):
+        mask = llvm_ir.Constant(llvm_ir.VectorType(i32, len(mask)), list(mask))
+        return builder.shuffle_vector(x, y, mask)
+
+    def _transposed(builder, rows):
+        """The ``mr × 8`` block in ``rows`` (mr vectors of 8 floats, mr even) as the mr
+        vectors of its columns one after another (column 0's mr floats, column 1's,
+        ...), in 3·mr two-operand shuffles, one instruction each with AVX: each half
+        (128 bits, 4 columns) is transposed on its own, by pairs of rows."""
+        lo, hi = (0, 8, 1, 9, 4, 12, 5, 13), (2, 10, 3, 11, 6, 14, 7, 15)
+        # pair q (rows 2q, 2q+1) in 2-float units (a_j, b_j): columns 0, 1 | 4, 5 in
+        # unpcklps, columns 2, 3 | 6, 7 in unpckhps
+        pairs = [
+            (_shuffle(builder, x, y, lo), _shuffle(builder, x, y, hi))
+            for x, y in zip(rows[0::2], rows[1::2])
+        ]
+        half = len(pairs)  # units per column
+        units = [  # (vector, offset in its half) of each unit, in output order
+            (pairs[q][j // 2], 2 * (j % 2)) for j in range(4) for q in range(half)
+        ]
+        chunks = []  # 4 floats of the output per half: two units each
+        for (x, i), (y, k) in zip(units[0::2], units[1::2]):
+            mask = (i, i + 1, 8 + k, 9 + k, 4 + i, 5 + i, 12 + k, 13 + k)
+            chunks.append(_shuffle(builder, x, y, mask))
+        first, second = (0, 1, 2, 3, 8, 9, 10, 11), (4, 5, 6, 7, 12, 13, 14, 15)
+        pairs = list(zip(chunks[0::2], chunks[1::2]))
+        return [_shuffle(builder, x, y, first) for x, y in pairs] + [
+            _shuffle(builder, x, y, second) for x, y in pairs
+        ]
+
+    @intrinsic
+    def transpose_block(typingctx, panel, p, M, r, c):
+        """``panel[p:p+LANES, :] = M[r:r+MR, c:c+LANES]ᵀ``: MR vector loads (one per
+        row of M), the transpose in registers, MR vector stores, for float32 matrices
+        with contiguous rows, ``panel``'s rows also consecutive (MR floats apart, as in
+        a packed micro-panel of A). The plain loop, MR · LANES scalar loads and stores,
+        was the cost of packing A. Shuffles for an even MR and 8 lanes (AVX2's 6 × 16
+        tile); other tiles store the elements one by one."""
+        if not all(
+            isinstance(x, types.Array) and x.ndim == 2 and x.dtype == types.float32
+            for x in (panel, M)
+        ):
+            return None
+        signature = types.void(panel, p, M, r, c)
+
+        def codegen(context, builder, signature, args):
+            panel, p, M, r, c = args
+            ty = signature.args
+            p, r, c = (
+                context.cast(builder, x, t, types.intp)
+                for x, t in ((p, ty[1]), (r, ty[3]), (c, ty[4]))
+            )
+            zero = llvm_ir.Constant(i64, 0)
+            out = context.make_array(ty[0])(context, builder, panel)
+            src = context.make_array(ty[2])(context, builder, M)
+            to = cgutils.get_item_pointer(context, builder, ty[0], out, [p, zero])
+            rows = []
+            for i in range(mr):
+                row = builder.add(r, llvm_ir.Constant(i64, i))
+                at = cgutils.get_item_pointer(context, builder, ty[2], src, [row, c])
+                at = builder.bitcast(at, vector.as_pointer())
+                rows.append(builder.load(at, align=4))
+            if mr % 2 == 0 and lanes == 8:
+                for v, x in enumerate(_transposed(builder, rows)):
+                    at = builder.gep(to, [llvm_ir.Constant(i64, v * lanes)])
+                    builder.store(x, builder.bitcast(at, vector.as_pointer()), align=4)
+            else:
+                for j in range(lanes):
+                    for i in range(mr):
+                        x = builder.extract_element(rows[i], llvm_ir.Constant(i32, j))
+                        at = builder.gep(to, [llvm_ir.Constant(i64, j * mr + i)])
+                        builder.store(x, at, align=4)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return zero_tile, fma_row, update_row, prefetch_row, copy_row, transpose_block
 
 
-zero_tile, fma_row, update_row, prefetch_row, copy_row = _tile_intrinsics(MR, NR, LANES)
+_INTRINSICS = (
+    "zero_tile",
+    "fma_row",
+    "update_row",
+    "prefetch_row",
+    "copy_row",
+    "transpose_block",
+)
+(zero_tile, fma_row, update_row, prefetch_row, copy_row, transpose_block) = (
+    _tile_intrinsics(MR, NR, LANES)
+)
 
 
 @_jit
@@ -800,19 +887,25 @@ def pack_a(A, ic, pc, mb, kb, Ap):
     """Copy the block ``A[ic:ic+mb, pc:pc+kb]`` into micro-panels ``Ap[s, p, i] = A[ic +
     s·MR + i, pc + p]`` of MR rows: the micro-kernel then reads MR consecutive floats
     per step p. ``Ap``: at least (⌈mb / MR⌉, kb, MR), float32; short panels are
-    zero-padded. Any code that writes this layout can feed :func:`micro_kernel`."""
+    zero-padded. Any code that writes this layout can feed :func:`micro_kernel`.
+
+    A transpose: whole panels go LANES steps at a time through ``transpose_block``
+    (MR vector loads of A, shuffles, MR vector stores; element by element, the copy
+    cost twice as much); the steps left over and the short panel, element by element.
+    """
+    whole = kb // LANES * LANES  # the steps p that transpose_block copies
+    if A.strides[1] != 4 or Ap.strides[1] != 4 * MR or Ap.strides[2] != 4:
+        whole = 0  # rows not contiguous: transpose_block cannot read or write them
     for s in range((mb + MR - 1) // MR):
-        rows = min(MR, mb - s * MR)
-        block = A[ic + s * MR : ic + s * MR + rows, pc : pc + kb]
+        r, rows = ic + s * MR, min(MR, mb - s * MR)
         panel = Ap[s]  # (kb, MR)
-        if rows == MR:  # MR constant: the i loop unrolls into MR streams of A
-            for p in range(kb):
-                for i in range(MR):
-                    panel[p, i] = block[i, p]
-        else:  # the last, short panel: zeros below the matrix
-            for p in range(kb):
-                for i in range(MR):
-                    panel[p, i] = block[i, p] if i < rows else 0
+        start = whole if rows == MR else 0
+        for p in range(0, start, LANES):  # panel[p:p+LANES] = A[r:r+MR, ...]ᵀ
+            transpose_block(panel, p, A, r, pc + p)
+        block = A[r : r + rows, pc : pc + kb]
+        for p in range(start, kb):  # the rest; zeros below the matrix
+            for i in range(MR):
+                panel[p, i] = block[i, p] if i < rows else 0
 
 
 @_jit
@@ -972,8 +1065,7 @@ def _compile_tiled(tile: RegisterTile) -> _pytypes.SimpleNamespace:
     namespace = dict(globals())
     namespace.update(MR=int(tile.mr), NR=int(tile.nr), LANES=int(tile.lanes))
     intrinsics = _tile_intrinsics(int(tile.mr), int(tile.nr), int(tile.lanes))
-    names = ("zero_tile", "fma_row", "update_row", "prefetch_row", "copy_row")
-    namespace.update(zip(names, intrinsics))
+    namespace.update(zip(_INTRINSICS, intrinsics))
     for name in _TILED:
         source = globals()[name].py_func
         copy = _pytypes.FunctionType(

@@ -570,6 +570,68 @@ def test_packing_layout():
             np.testing.assert_array_equal(Bp[t, :, j], want)
 
 
+def pack_a_reference(A, ic, pc, mb, kb, Ap, mr):
+    """What pack_a must leave in ``Ap`` (a copy): ``Ap[s, p, i] = A[ic + s·mr + i, pc +
+    p]``, zeros for rows past mb, everything else untouched."""
+    out = Ap.copy()
+    for s in range(-(-mb // mr)):
+        rows = np.zeros((mr, kb), np.float32)
+        live = min(mr, mb - s * mr)
+        rows[:live] = A[ic + s * mr : ic + s * mr + live, pc : pc + kb]
+        out[s, :kb] = rows.T
+    return out
+
+
+# (ic, pc, mb, kb): whole panels, odd sizes and offsets, fewer than LANES steps, one
+# short panel only, a single element
+PACK_A_CASES = [(0, 0, 48, 64), (3, 5, 37, 29), (1, 2, 18, 8), (0, 0, 5, 3)]
+PACK_A_CASES += [(7, 1, 60, 70), (2, 3, 24, 17), (0, 0, 1, 1), (11, 0, 13, 40)]
+
+
+@pytest.mark.parametrize("name", ["host", *FORCED_TILES])
+def test_pack_a_matches_reference(name):
+    """pack_a, for every tile: the documented layout for odd sizes and offsets,
+    zero-filled rows past mb, nothing written outside the first ⌈mb / MR⌉ panels and
+    kb steps (implicit.py packs into slices of a deeper buffer)."""
+    tiled = blas.with_tile(blas.TILE if name == "host" else FORCED_TILES[name])
+    mr = tiled.tile.mr
+    rng = np.random.default_rng(17)
+    A = rand(rng, 75, 111)
+    for ic, pc, mb, kb in PACK_A_CASES:
+        Ap = np.full((-(-mb // mr) + 1, kb + 3, mr), np.nan, np.float32)
+        want = pack_a_reference(A, ic, pc, mb, kb, Ap, mr)
+        tiled.pack_a(A, ic, pc, mb, kb, Ap)
+        np.testing.assert_array_equal(Ap, want, err_msg=f"{ic, pc, mb, kb}")
+    # Ap a slice of a 4-D buffer, as implicit.py packs depth block q into Ap[q]
+    deep = np.full((3, -(-40 // mr), 33, mr), np.nan, np.float32)
+    want = deep.copy()
+    for q in range(3):
+        want[q] = pack_a_reference(A, 2, 32 * q, 40, 32, deep[q], mr)
+        tiled.pack_a(A, 2, 32 * q, 40, 32, deep[q])
+    np.testing.assert_array_equal(deep, want)
+
+
+def test_pack_a_strided_operands():
+    """pack_a reads A and writes Ap through their strides: column-major and strided
+    views of A (no contiguous rows to load vectors from) and a strided Ap give the same
+    panels as a contiguous copy."""
+    rng = np.random.default_rng(18)
+    MR = blas.MR
+    A = rand(rng, 64, 90)
+    for view in (np.asfortranarray(A), rand(rng, 64, 180)[:, ::2]):
+        view[...] = A
+        for ic, pc, mb, kb in PACK_A_CASES[:4]:
+            Ap = np.full((-(-mb // MR), kb, MR), np.nan, np.float32)
+            want = pack_a_reference(A, ic, pc, mb, kb, Ap, MR)
+            blas.pack_a(view, ic, pc, mb, kb, Ap)
+            np.testing.assert_array_equal(Ap, want)
+    wide = np.full((2, 16, 2 * MR), np.nan, np.float32)
+    Ap = wide[:, :, ::2]  # steps MR floats apart, but not consecutive elements
+    want = pack_a_reference(A, 0, 0, 2 * MR, 16, Ap, MR)
+    blas.pack_a(A, 0, 0, 2 * MR, 16, Ap)
+    np.testing.assert_array_equal(Ap, want)
+
+
 def test_micro_kernel_is_vector_fmas():
     """The host's micro-kernel: at least MR · NR / LANES packed FMAs per step p (the
     loop may be unrolled), none of them scalar in the kc loop."""
