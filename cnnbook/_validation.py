@@ -169,7 +169,7 @@ def check_dout(dout, expected, fn: str) -> np.ndarray:
 
 
 def conv_geometry(x_shape, kernel_size, stride, padding, dilation, fn="conv2d"):
-    """Validate the hyper-parameters for an input ``(N, C, H, W)``; return the geometry.
+    """Validate the hyperparameters for an input ``(N, C, H, W)``; return the geometry.
 
     Returns ``(kh, kw), (sh, sw), (ph, pw), (dh, dw), (Ho, Wo)``.
     """
@@ -256,7 +256,7 @@ def pool_output_size(n: int, k: int, s: int, p: int, ceil_mode: bool = False) ->
 
 
 def pool_geometry(x_shape, kernel_size, stride, padding, fn: str, ceil_mode=False):
-    """Validate pooling hyper-parameters; return the geometry.
+    """Validate pooling hyperparameters; return the geometry.
 
     Returns ``(kh, kw), (sh, sw), (ph, pw), (Ho, Wo)``.
 

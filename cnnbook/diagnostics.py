@@ -527,14 +527,14 @@ def _epoch_shape(a: np.ndarray, ends: list) -> str | None:
     starts = [0] + list(ends[:-1])
     if len(ends) < 3 or min(e - s for s, e in zip(starts, ends)) < 6:
         return None
-    within, centres, medians = [], [], []
+    within, centers, medians = [], [], []
     for s, e in zip(starts, ends):
         t, v = np.arange(s, e, dtype=float), a[s:e]
         i, j = np.triu_indices(t.size, 1)
         within.append((v[j] - v[i]) / (t[j] - t[i]))
-        centres.append((s + e - 1) / 2)
+        centers.append((s + e - 1) / 2)
         medians.append(float(np.median(v)))
-    c, m = np.array(centres), np.array(medians)
+    c, m = np.array(centers), np.array(medians)
     i, j = np.triu_indices(c.size, 1)
     between = float(np.median((m[j] - m[i]) / (c[j] - c[i])))
     inside = float(np.median(np.concatenate(within)))
@@ -602,7 +602,7 @@ def diagnose(series, epochs=None) -> Diagnosis:
       is at least 1.2 *and* the rise exceeds what noise could make,
       ``4 sigma / sqrt(w)``: the noise sigma is estimated from the spread (MAD) of
       the point-to-point increments, which a trend or a few steps do not inflate.
-    - **the control**: a busy neighbour core, a clock that drops, a debug allocator
+    - **the control**: a busy neighbor core, a clock that drops, a debug allocator
       slow *every* phase of a step together, so a phase is judged against a
       control measured at the same steps: every phase against ``"forward"``
       (``CONTROL``), the forward pass against the sum of the other phases.
@@ -618,7 +618,7 @@ def diagnose(series, epochs=None) -> Diagnosis:
     - **pattern**: ``"flat"`` for a phase that is not growing (shrinking included).
       A growing phase is a ``"staircase"`` or a ``"ramp"`` by which of two shapes
       fits its time divided by its control's (so that the control's own steps, a
-      neighbour's job starting, say, are not taken for the phase's) better with as
+      neighbor's job starting, say, are not taken for the phase's) better with as
       many breakpoints: the series is first reduced to
       ``m <= 60`` block medians and smoothed by a running median of 3, so that isolated
       spikes and most noise are gone; binary segmentation then places jumps, each
@@ -639,7 +639,7 @@ def diagnose(series, epochs=None) -> Diagnosis:
       is a ``"staircase"`` when its slope *within* the epochs (the median of all
       pairwise slopes between steps of the same epoch, Theil-Sen style) is less
       than 0.4 of its slope *between* them (the median pairwise slope of the epochs'
-      medians against their centres), else a ``"ramp"``. A ramp has the same slope
+      medians against their centers), else a ``"ramp"``. A ramp has the same slope
       within and between; a cost added once per epoch has none within. This test
       uses where the events are, and is far more robust to noise than the blind
       one above.
@@ -848,7 +848,7 @@ def compare_profiles(early, late, top: int = 10) -> ProfileComparison:
     caller of a slow function, own time only where the time is spent. Returns at
     most ``top`` rows, ranked by growth in seconds (largest first; ties by ratio),
     functions whose time did not grow left out; a function absent early counts as
-    0 s there (ratio "new"). Functions are labelled ``name (file.py:line)``,
+    0 s there (ratio "new"). Functions are labeled ``name (file.py:line)``,
     built-ins by name alone. ``print`` it for a table within 88 columns; each row
     (:class:`ProfileRow`) has ``function``, ``early``, ``late``, ``grown``,
     ``ratio`` and call counts (None for dict records).

@@ -3,7 +3,7 @@
 
 Every function here computes exactly what :func:`cnnbook.functional.conv2d` and
 :func:`cnnbook.functional.conv2d_backward` compute (cross-correlation, NCHW, like
-PyTorch's ``F.conv2d``); only the way the work is organised changes.
+PyTorch's ``F.conv2d``); only the way the work is organized changes.
 
 NumPy rungs (always available)::
 

@@ -102,7 +102,7 @@ def frequency_response(kernel, n: int) -> np.ndarray:
     kernel: (K,) finite, n ≥ K → H: (n,) complex128, ``H[m] = sum_j kernel[j]
     exp(-2πi·jm/n)``; H[0] is the zero frequency (the sum of the taps), H[m] belongs
     to the angular frequency ω = 2πm/n. Convolving ``exp(iωj)`` with the kernel
-    multiplies it by H[m] (tap 0 at time 0, so a kernel centred on tap r has the
+    multiplies it by H[m] (tap 0 at time 0, so a kernel centered on tap r has the
     extra phase ``exp(-iωr)``). Raises ``ValueError`` if n < K, if the kernel is not
     1-D, or if it is not finite.
     """
@@ -188,7 +188,7 @@ def fft_conv2d(x, w, mode: str = "full") -> np.ndarray:
 
     x: (H, W) or a stack (..., H, W), w: (kH, kW) → like
     ``scipy.signal.convolve2d(x, w, mode)`` for each image: 'full'
-    (H+kH-1, W+kW-1), 'same' (H, W) centred, 'valid'
+    (H+kH-1, W+kW-1), 'same' (H, W) centered, 'valid'
     (``|H-kH|+1``, ``|W-kW|+1``), which needs one of image and kernel at least as
     large as the other in both dimensions. A stack is transformed in one batched
     call.
@@ -312,7 +312,7 @@ def fit_cost_model(n, k, t_direct, t_fft) -> dict:
        divided by the measured time), so a 10 µs case counts as much as a 10 ms one.
     2. The decision only needs the *ratio* direct/fft, and on a shared machine the
        ratio of two methods timed side by side is far steadier than either time (a
-       busy neighbour slows both). So refine all coefficients together to fit
+       busy neighbor slows both). So refine all coefficients together to fit
        log(t_direct / t_fft) (robust loss: an outlier costs little), then rescale
        them to the measured times' level.
     """

@@ -15,7 +15,7 @@ Conventions
   conjugates a complex kernel).
 * Modes, with ``M = min(N, K)`` and ``L = max(N, K)`` (NumPy's semantics, so
   a kernel longer than the signal works in every mode): ``"full"`` has length
-  ``N + K - 1``, ``"same"`` length ``L`` (the centre of ``full``), ``"valid"``
+  ``N + K - 1``, ``"same"`` length ``L`` (the center of ``full``), ``"valid"``
   length ``L - M + 1`` (complete overlaps only).
 * Methods: ``"loops"`` (the definition in plain Python), ``"direct"``
   (vectorized NumPy), ``"fft"`` (``cnnbook.fft``, Chapter 2), ``"auto"``
@@ -205,7 +205,7 @@ def conv1d(x, w, mode: str = "full", method: str = "direct") -> np.ndarray:
     ----------
     x : (N,) array_like, numeric.
     w : (K,) array_like, numeric. K > N is allowed (convolution commutes).
-    mode : ``"full"`` (length N+K-1), ``"same"`` (length max(N, K), centred
+    mode : ``"full"`` (length N+K-1), ``"same"`` (length max(N, K), centered
         like NumPy) or ``"valid"`` (length max(N, K) - min(N, K) + 1).
     method : ``"loops"``, ``"direct"``, ``"fft"`` or ``"auto"``.
 
