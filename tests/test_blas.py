@@ -588,12 +588,16 @@ PACK_A_CASES = [(0, 0, 48, 64), (3, 5, 37, 29), (1, 2, 18, 8), (0, 0, 5, 3)]
 PACK_A_CASES += [(7, 1, 60, 70), (2, 3, 24, 17), (0, 0, 1, 1), (11, 0, 13, 40)]
 
 
-@pytest.mark.parametrize("name", ["host", *FORCED_TILES])
+PACK_A_TILES = {"host": blas.TILE, **FORCED_TILES}
+PACK_A_TILES["mr4"] = blas.RegisterTile(mr=4, nr=16, lanes=8)  # one of implicit's
+
+
+@pytest.mark.parametrize("name", PACK_A_TILES)
 def test_pack_a_matches_reference(name):
     """pack_a, for every tile: the documented layout for odd sizes and offsets,
     zero-filled rows past mb, nothing written outside the first ⌈mb / MR⌉ panels and
     kb steps (implicit.py packs into slices of a deeper buffer)."""
-    tiled = blas.with_tile(blas.TILE if name == "host" else FORCED_TILES[name])
+    tiled = blas.with_tile(PACK_A_TILES[name])
     mr = tiled.tile.mr
     rng = np.random.default_rng(17)
     A = rand(rng, 75, 111)
