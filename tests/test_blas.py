@@ -636,6 +636,36 @@ def test_pack_a_strided_operands():
     np.testing.assert_array_equal(Ap, want)
 
 
+@pytest.mark.parametrize("name", ["host", "odd"])
+def test_pack_b_matches_reference(name):
+    """pack_b: the documented layout for depths that are not multiples of its groups
+    of 8 rows, odd offsets, a narrow last panel (zeros), nothing written outside the
+    first ⌈nb / NR⌉ panels and kb steps, and one panel at a time (gemm_parallel)."""
+    tiled = blas.with_tile(blas.TILE if name == "host" else FORCED_TILES[name])
+    nr = tiled.tile.nr
+    rng = np.random.default_rng(19)
+    B = rand(rng, 70, 5 * nr + 7)
+    for pc, jc, kb, nb in [
+        (0, 0, 70, B.shape[1]),
+        (3, 5, 29, 3 * nr + 2),
+        (1, 2, 8, nr),
+    ]:
+        Bp = np.full((-(-nb // nr) + 1, kb + 3, nr), np.nan, np.float32)
+        want = Bp.copy()
+        for t in range(-(-nb // nr)):
+            cols = np.zeros((kb, nr), np.float32)
+            width = min(nr, nb - t * nr)
+            cols[:, :width] = B[pc : pc + kb, jc + t * nr : jc + t * nr + width]
+            want[t, :kb] = cols
+        tiled.pack_b(B, pc, jc, kb, nb, Bp)
+        np.testing.assert_array_equal(Bp, want, err_msg=f"{pc, jc, kb, nb}")
+        one = np.full_like(Bp, np.nan)
+        for t in range(-(-nb // nr)):  # as gemm_parallel packs: a panel per thread
+            width = min(nr, nb - t * nr)
+            tiled.pack_b(B, pc, jc + t * nr, kb, width, one[t : t + 1])
+        np.testing.assert_array_equal(one, want)
+
+
 def test_micro_kernel_is_vector_fmas():
     """The host's micro-kernel: at least MR · NR / LANES packed FMAs per step p (the
     loop may be unrolled), none of them scalar in the kc loop."""
