@@ -7,79 +7,130 @@ from cnnbook import blas
 from cnnbook.exercises import (
     check_blis_kc,
     check_choose_tile,
-    check_matmul_ikj,
+    check_loop_strides,
     check_tile_intensity,
 )
 
 # ----------------------------------------------------------------------------------
-# 10.1 The i-k-j loop order
+# 10.1 The strides of the six loop orders
 # ----------------------------------------------------------------------------------
 
 
-def ikj(A, B, C):
-    m, k = A.shape
-    n = B.shape[1]
-    for i in range(m):
-        for p in range(k):
-            a = A[i, p]
-            for j in range(n):
-                C[i, j] += a * B[p, j]
+def inner_strides(order, m, k, n):  # the notebook's solution
+    inner = order[-1]
+    row_length = {"A": k, "B": n, "C": n}
+    indices = {"A": "ik", "B": "kj", "C": "ij"}
+    strides = []
+    for name in "ABC":
+        row, col = indices[name]
+        if inner == col:
+            strides.append(1)
+        elif inner == row:
+            strides.append(row_length[name])
+        else:
+            strides.append(0)
+    return tuple(strides)
 
 
-def kij_chained(A, B, C):  # also innermost over j, with chained indexing
-    for p in range(A.shape[1]):
-        for i in range(A.shape[0]):
-            for j in range(B.shape[1]):
-                C[i][j] += A[i][p] * B[p][j]
-
-
-def ijk(A, B, C):  # right values, wrong loop order
-    m, k = A.shape
-    n = B.shape[1]
-    for i in range(m):
-        for j in range(n):
-            for p in range(k):
-                C[i, j] += A[i, p] * B[p, j]
-
-
-def ikj_overwrites(A, B, C):
-    m, k = A.shape
-    n = B.shape[1]
-    for i in range(m):
-        for p in range(k):
-            for j in range(n):
-                C[i, j] = A[i, p] * B[p, j]
-
-
-def ikj_new_array(A, B, C):  # ignores the in-place contract
-    out = np.zeros(C.shape)
-    for i in range(A.shape[0]):
-        for p in range(A.shape[1]):
-            for j in range(B.shape[1]):
-                out[i, j] += A[i, p] * B[p, j]
+def strides_from_numpy(order, m, k, n):  # alternative: ask NumPy, as a list
+    size = {"i": m, "k": k, "j": n}
+    inner, out = order[-1], []
+    for row, col in ("ik", "kj", "ij"):
+        X = np.zeros((size[row], size[col]), dtype=np.float64)
+        axis = (row + col).find(inner)
+        out.append(0 if axis < 0 else X.strides[axis] // X.itemsize)
     return out
 
 
-def vectorized_rows(A, B, C):
-    for i in range(A.shape[0]):
-        for p in range(A.shape[1]):
-            C[i, :] += A[i, p] * B[p, :]
+def outermost(order, m, k, n):  # reads the first letter as the innermost loop
+    return inner_strides(order[::-1], m, k, n)
 
 
-def stub(A, B, C):
-    raise NotImplementedError
+def column_major(order, m, k, n):
+    inner = order[-1]
+    rows = {"A": m, "B": k, "C": m}
+    indices = {"A": "ik", "B": "kj", "C": "ij"}
+    return tuple(
+        1 if inner == indices[x][0] else rows[x] if inner == indices[x][1] else 0
+        for x in "ABC"
+    )
 
 
-def test_matmul_ikj():
-    assert check_matmul_ikj(ikj)
-    assert check_matmul_ikj(kij_chained)
-    for wrong in (ijk, ikj_overwrites, ikj_new_array):
-        result = check_matmul_ikj(wrong)
-        assert not result, wrong.__name__
-        assert "in place" in result.message
-    assert "B read down its columns" in check_matmul_ikj(ijk).message
-    assert "one element at a time" in check_matmul_ikj(vectorized_rows).message
-    assert "not implemented yet" in check_matmul_ikj(stub).message
+def in_bytes(order, m, k, n):
+    return tuple(4 * s for s in inner_strides(order, m, k, n))
+
+
+def a_rows_of_m(order, m, k, n):  # A's row length taken as m
+    s_a, s_b, s_c = inner_strides(order, m, k, n)
+    return (m if s_a == k else s_a), s_b, s_c
+
+
+def c_rows_of_m(order, m, k, n):  # C's row length taken as m
+    s_a, s_b, s_c = inner_strides(order, m, k, n)
+    return s_a, s_b, (m if s_c == n else s_c)
+
+
+def b_rows_of_k(order, m, k, n):  # B's row length taken as k
+    s_a, s_b, s_c = inner_strides(order, m, k, n)
+    return s_a, (k if s_b == n else s_b), s_c
+
+
+def unused_is_one(order, m, k, n):  # an operand the loop does not index "moves" by 1
+    return tuple(s or 1 for s in inner_strides(order, m, k, n))
+
+
+def unit_stride_everywhere(order, m, k, n):  # only the zeros are right
+    return tuple(1 if s else 0 for s in inner_strides(order, m, k, n))
+
+
+@pytest.mark.parametrize(
+    "wrong, hint",
+    [
+        (outermost, "*last* letter names the innermost loop"),
+        (column_major, "column-major"),
+        (in_bytes, "not bytes"),
+        (a_rows_of_m, "A is m × k, stored row after row: stepping i skips a whole row"),
+        (c_rows_of_m, "C is m × n, stored row after row: stepping i skips"),
+        (b_rows_of_k, "B is k × n, stored row after row: stepping p skips"),
+        (unused_is_one, "does not use the innermost loop's index"),
+        (unit_stride_everywhere, "skips a whole row of B, n elements"),
+        (lambda order, m, k, n: (1, 1), "a tuple of three integers"),
+        (lambda order, m, k, n: "1, n, 0", "a tuple of three integers"),
+        (lambda order, m, k, n: (1.0, float(n), 0.0), "return three integers"),
+    ],
+)
+def test_loop_strides_mistakes_get_their_hints(wrong, hint):
+    result = check_loop_strides(wrong)
+    assert not result
+    assert hint in result.message, result.message
+
+
+def test_loop_strides_names_the_wrong_operand():
+    message = check_loop_strides(a_rows_of_m).message
+    assert "jki" in message and ", not m" in message, message  # first case with i inner
+    assert "item 0" in message, message
+    message = check_loop_strides(b_rows_of_k).message
+    assert "'ijk'" in message and "item 1" in message and ", not k" in message, message
+
+
+def test_loop_strides_correct_solutions_pass():
+    assert check_loop_strides(inner_strides)
+    assert check_loop_strides(strides_from_numpy)
+
+
+def test_loop_strides_wrong_signature_and_stub():
+    def three_arguments(order, k, n):
+        return inner_strides(order, 0, k, n)
+
+    def stub(order, m, k, n):
+        raise NotImplementedError
+
+    result = check_loop_strides(three_arguments)
+    assert not result
+    assert "must take four arguments (order, m, k, n)" in result.message
+    assert "not implemented yet" in check_loop_strides(stub).message
+    crash = check_loop_strides(lambda order, m, k, n: {"i": 1}[order[-1]])
+    assert not crash and "raised KeyError" in crash.message
 
 
 # ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -9,21 +10,21 @@ import numpy as np
 from ._core import Case, CheckResult, Exercise, require_function, run_cases
 
 __all__ = [
+    "check_loop_strides",
     "check_choose_tile",
     "check_tile_intensity",
     "check_blis_kc",
-    "check_matmul_ikj",
 ]
 
 EXERCISES = [
     Exercise(
         "10.1",
-        "The i-k-j loop order",
+        "The strides of the six loop orders",
         "easy",
-        "implementation",
-        "loop order, strides, in-place updates",
-        "check_matmul_ikj",
-        "ex10-ikj",
+        "prediction",
+        "loop order, row-major strides, cache lines, SIMD",
+        "check_loop_strides",
+        "ex10-loop-strides",
     ),
     Exercise(
         "10.2",
@@ -54,8 +55,6 @@ EXERCISES = [
     ),
 ]
 
-ALONG_ROWS = "innermost loop over j: B and C read along their rows"
-
 # The rules of exercise 10.2 (Chapter 10, "Step 4"): FMA latency 5 cycles, 2 FMA units.
 _LATENCY, _UNITS = 5, 2
 
@@ -66,6 +65,137 @@ def _call(fn, *args):
         return fn(*args)
     except Exception:  # the reader's code may raise anything
         return None
+
+
+# ----------------------------------------------------------------------------------
+# 10.1 The strides of the six loop orders
+# ----------------------------------------------------------------------------------
+
+# C[i, j] += A[i, p] * B[p, j]. An order names the loops outermost first, with k for
+# the loop over p, as the chapter's "i-j-k" (step 1) and "i-k-j" (step 2) do.
+_OPERANDS = (("A", "ik"), ("B", "kj"), ("C", "ij"))  # each operand's (row, column)
+_DIMENSION = {"i": "m", "k": "k", "j": "n"}  # the size each loop runs over
+
+
+def _index(letter: str) -> str:
+    return "p" if letter == "k" else letter
+
+
+def _strides(
+    order: str, m: int, k: int, n: int, *, inner=-1, layout="C", in_bytes=False
+):
+    """The element strides of (A, B, C) along loop ``order[inner]``, read off NumPy
+    arrays of the problem's shapes (``inner=0``, ``layout="F"`` and ``in_bytes`` give
+    the typical mistakes)."""
+    size = {"i": m, "k": k, "j": n}
+    loop = order[inner]
+    strides = []
+    for _, (row, col) in _OPERANDS:
+        X = np.empty((size[row], size[col]), dtype=np.float32, order=layout)
+        if loop in (row, col):
+            step = X.strides[(row, col).index(loop)]
+            strides.append(step if in_bytes else step // X.itemsize)
+        else:
+            strides.append(0)
+    return tuple(strides)
+
+
+_STRIDE_MISTAKES = (
+    (
+        dict(inner=0),
+        "an order lists the loops outermost first, like the chapter's i-j-k: its "
+        "*last* letter names the innermost loop",
+    ),
+    (
+        dict(layout="F"),
+        "these are column-major (Fortran order) strides; NumPy's arrays are "
+        "row-major (C order): the last index is contiguous, the first one skips "
+        "whole rows",
+    ),
+    (
+        dict(in_bytes=True),
+        "count elements, not bytes (a float32 is 4 bytes; strides here are in "
+        "elements)",
+    ),
+)
+
+
+def _operand_hint(name: str, indices: str, inner: str, got: int, size: dict) -> str:
+    row, col = indices
+    element = f"{name}[{_index(row)}, {_index(col)}]"
+    if inner not in indices:
+        return (
+            f"{element} does not use the innermost loop's index {_index(inner)}: "
+            "every iteration touches the same element, stride 0 (it stays in a "
+            "register)"
+        )
+    if inner == col:
+        return (
+            f"the innermost loop moves {element} along a row (its last index), and "
+            "the rows of a row-major array are contiguous: stride 1"
+        )
+    rows, cols = _DIMENSION[row], _DIMENSION[col]
+    hint = (
+        f"{name} is {rows} × {cols}, stored row after row: stepping {_index(row)} "
+        f"skips a whole row of {name}, {cols} elements"
+    )
+    return hint + (f", not {rows}" if got == size[row] != size[col] else "")
+
+
+def _strides_hint(fn, order: str, m: int, k: int, n: int) -> str:
+    got = _call(fn, order, m, k, n)
+    try:
+        values = tuple(got)
+        if len(values) != 3:
+            raise ValueError
+    except (TypeError, ValueError):
+        return "return a tuple of three integers: the strides of A, B and C"
+    if not all(
+        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values
+    ):
+        return "a stride counts elements: return three integers"
+    expected = _strides(order, m, k, n)
+    for model, hint in _STRIDE_MISTAKES:
+        wrong = _strides(order, m, k, n, **model)
+        if values == wrong != expected:
+            return hint
+    size = {"i": m, "k": k, "j": n}
+    for (name, indices), g, e in zip(_OPERANDS, values, expected):
+        if g != e:
+            return _operand_hint(name, indices, order[-1], g, size)
+    return ""
+
+
+def check_loop_strides(fn: Callable) -> CheckResult:
+    """``fn(order, m, k, n)`` returns ``(stride_A, stride_B, stride_C)``: how many
+    elements apart the innermost loop of ``C[i, j] += A[i, p] * B[p, j]`` steps in
+    each row-major operand (0 when the operand does not use the innermost index), for
+    the loops nested in ``order`` ("ijk", "ikj", ..., outermost first, k naming the
+    loop over p) and A: (m, k), B: (k, n), C: (m, n). The reference comes from the
+    strides of NumPy arrays of those shapes."""
+    require_function("loop_strides", fn)
+    name = getattr(fn, "__name__", "loop_strides")
+    try:
+        inspect.signature(fn).bind("ijk", 3, 5, 7)
+    except TypeError as err:
+        return CheckResult(
+            "loop_strides",
+            False,
+            f"✗ {name} must take four arguments (order, m, k, n): {err}",
+        )
+    except ValueError:  # no signature to inspect (a builtin): let run_cases call it
+        pass
+    orders = ("ijk", "ikj", "jik", "kij", "jki", "kji")  # the chapter's two first
+    cases = [
+        Case(
+            (order, m, k, n),
+            _strides(order, m, k, n),
+            hint=_strides_hint(fn, order, m, k, n),
+        )
+        for m, k, n in ((3, 5, 7), (9, 6, 11))
+        for order in orders
+    ]
+    return run_cases("loop_strides", fn, cases)
 
 
 def _best_tile(registers: int, lanes: int) -> tuple[int, int]:
@@ -144,105 +274,6 @@ def check_choose_tile(fn: Callable) -> CheckResult:
             )
         )
     return run_cases("choose_tile", fn, cases)
-
-
-class _TracedRow:
-    def __init__(self, parent: "_Traced", i: int):
-        self._parent, self._i = parent, i
-
-    def __getitem__(self, j):
-        return self._parent[self._i, j]
-
-    def __setitem__(self, j, value):
-        self._parent[self._i, j] = value
-
-    def __len__(self):
-        return self._parent.shape[1]
-
-
-class _Traced:
-    """A 2-D array stand-in that records which elements are read, in order (loop-order
-    check)."""
-
-    def __init__(self, data: np.ndarray, name: str, log: list):
-        self.data, self.name, self._log = data, name, log
-        self.shape, self.ndim, self.dtype = data.shape, data.ndim, data.dtype
-
-    def __len__(self):
-        return self.shape[0]
-
-    def _index(self, idx):
-        if (
-            isinstance(idx, tuple)
-            and len(idx) == 2
-            and all(
-                isinstance(i, (int, np.integer)) and not isinstance(i, bool)
-                for i in idx
-            )
-        ):
-            return int(idx[0]), int(idx[1])
-        raise TypeError(
-            f"index {self.name} one element at a time, like {self.name}[i, j] "
-            "(this exercise is about the order of the three loops),"
-            f" got {self.name}[{idx!r}]"
-        )
-
-    def __getitem__(self, idx):
-        if isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
-            return _TracedRow(self, int(idx))
-        i, j = self._index(idx)
-        self._log.append((self.name, i, j))
-        return self.data[i, j]
-
-    def __setitem__(self, idx, value):
-        i, j = self._index(idx)
-        self.data[i, j] = value
-
-
-def _loop_order(log: list) -> str:
-    """Describe the innermost loop from the sequence of reads of B."""
-    reads = [(i, j) for name, i, j in log if name == "B"]
-    along = sum(
-        1 for (p1, j1), (p2, j2) in zip(reads, reads[1:]) if p2 == p1 and j2 == j1 + 1
-    )
-    down = sum(
-        1 for (p1, j1), (p2, j2) in zip(reads, reads[1:]) if j2 == j1 and p2 == p1 + 1
-    )
-    if along > down:
-        return ALONG_ROWS
-    if down > along:
-        return "innermost loop over p (k): B read down its columns"
-    return "innermost loop unclear: B was read in no regular order"
-
-
-def check_matmul_ikj(fn: Callable) -> CheckResult:
-    """``fn(A, B, C)`` adds ``A @ B`` to ``C`` in place (C: (m, n), A: (m, k), B: (k,
-    n)) with three plain loops in the order i, p (the inner dimension k), j — indexing
-    one element at a time, like ``C[i, j] += A[i, p] * B[p, j]``. The checker records
-    the order in which B's elements are read."""
-    require_function("matmul_ikj", fn)
-    rng = np.random.default_rng(10)
-
-    def traced(A, B, C):
-        log: list = []
-        fn(_Traced(A, "A", log), _Traced(B, "B", log), _Traced(C, "C", log))
-        return C, _loop_order(log)
-
-    traced.__name__ = getattr(fn, "__name__", "matmul_ikj")
-    cases = []
-    for m, k, n in ((2, 3, 4), (3, 5, 6), (4, 2, 7), (1, 4, 5)):
-        A = rng.integers(-3, 4, (m, k)).astype(np.float64)
-        B = rng.integers(-3, 4, (k, n)).astype(np.float64)
-        C = rng.integers(-3, 4, (m, n)).astype(np.float64)
-        cases.append(
-            Case(
-                (A, B, C),
-                (C + A @ B, ALONG_ROWS),
-                hint="C += A @ B, in place: add to C's elements, keep the old values, "
-                "and let the loop over j be the innermost one",
-            )
-        )
-    return run_cases("matmul_ikj", traced, cases)
 
 
 def _hinted(fn, args, expected, mistakes, default):
