@@ -659,7 +659,7 @@ def _tile_intrinsics(mr: int, nr: int, lanes: int):
         instead of stalling the write-back (BLIS's micro-kernels do the same). Two
         prefetches, for the row's first and last float: NumPy aligns C to 16 bytes
         only, so a row of the tile usually straddles two cache lines (fetching the
-        second too was 1.06-1.11 times as fast at n = 1024, C in L3)."""
+        second too made n = 1024, where C is in L3, 6-11% faster on the Zen 3 host)."""
         if not (isinstance(C, types.Array) and C.ndim == 2):
             return None
         signature = types.void(C, r, c)
@@ -895,8 +895,9 @@ def pack_a(A, ic, pc, mb, kb, Ap):
     zero-padded. Any code that writes this layout can feed :func:`micro_kernel`.
 
     A transpose: whole panels go LANES steps at a time through ``transpose_block``
-    (MR vector loads of A, shuffles, MR vector stores; element by element, the copy
-    cost twice as much); the steps left over and the short panel, element by element.
+    (MR vector loads of A, shuffles, MR vector stores: 2-2.4 times as fast as element
+    by element on the Zen 3 host); the steps left over and the short panel, element
+    by element.
     """
     whole = kb // LANES * LANES  # the steps p that transpose_block copies
     if A.strides[1] != 4 or Ap.strides[1] != 4 * MR or Ap.strides[2] != 4:
@@ -919,11 +920,11 @@ def pack_b(B, pc, jc, kb, nb, Bp):
     p, jc + t·NR + j]`` of NR columns, each one contiguous (kb × NR floats). ``Bp``: at
     least (⌈nb / NR⌉, kb, NR), float32; narrow panels are zero-padded.
 
-    Eight rows of B at a time, across all the micro-panels: one micro-panel's kb rows
-    are n floats apart, a new page each for n ≥ 1024, while eight rows stay in the
-    TLB for the whole width (2.5 times as fast at n = 1024, 1.3 at n = 512)."""
+    Eight rows of B at a time, across all the micro-panels: the kb rows of one
+    micro-panel are n floats apart, a page apart once n ≥ 1024, while eight rows stay
+    in the TLB across the whole width."""
     whole = nb // NR  # micro-panels NR wide: NR / LANES vector loads and stores a row
-    for p0 in range(0, kb, 8):
+    for p0 in range(0, kb, 8):  # eight rows of B, across the whole micro-panels
         for t in range(whole):
             panel = Bp[t]  # (kb, NR)
             for p in range(p0, min(p0 + 8, kb)):
