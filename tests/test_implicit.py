@@ -106,6 +106,37 @@ def test_blocks_larger_than_the_cache_blocks(xs, ws, padding):
     _check(x, w, b, dout, padding, 1, functional)
 
 
+# Every register tile the module may pick (``_tile_rows``), forced, on shapes where M
+# (F for the forward and dw, C for dx) is no multiple of MR, widths no multiple of NR,
+# dilation, a padding wider than the kernel, and depths over two of the forward's kc
+# blocks (C·kH·kW, then F·kH·kW for dx, above 1.25 kc).
+TILE_ROWS = sorted({4, 5, blas.MR})
+
+
+@pytest.mark.parametrize("mr", TILE_ROWS)
+@pytest.mark.parametrize(
+    "xs, ws, padding, dilation",
+    [
+        ((2, 16, 5, 19), (7, 16, 3, 3), 1, 1),  # dw channels-last, F = 7, Wo = 19
+        ((2, 3, 6, 9), (5, 3, 2, 3), (3, 1), (2, 1)),  # dilation; dx crops dout
+        ((2, 48, 5, 6), (6, 48, 3, 3), 1, 1),  # forward: K = 432 in two depth blocks
+        ((2, 5, 6, 6), (48, 5, 3, 3), (1, 2), 1),  # dx: K = 432 in two depth blocks
+    ],
+)
+def test_every_tile(monkeypatch, mr, xs, ws, padding, dilation):
+    monkeypatch.setattr(implicit, "_tile_rows", lambda m: mr)
+    x, w, b, dout = _problem(xs, ws, padding, dilation)
+    _check(x, w, b, dout, padding, dilation, functional)
+
+
+def test_tile_rows_pad_no_more_than_the_host_tile():
+    for m in range(1, 100):
+        mr = implicit._tile_rows(m)
+        assert 1 <= mr <= blas.MR
+        assert -(-m // mr) * mr <= -(-m // blas.MR) * blas.MR
+    assert implicit._tile_rows(blas.MR * 7) == blas.MR  # whole panels: the host's
+
+
 @pytest.mark.parametrize("channels", [3, 16])
 def test_two_threads_give_the_same_numbers(channels):
     x, w, b, dout = _problem((5, channels, 11, 10), (8, channels, 3, 3), 1)
