@@ -67,7 +67,7 @@ import types as _pytypes
 import numpy as np
 
 from . import blas
-from ._validation import check_conv_args, conv_backward_args, conv_geometry
+from ._validation import check_conv_args, check_dout, conv_geometry
 from .blas import LANES, NR, _jit
 
 try:
@@ -97,6 +97,7 @@ _MIN_ACCUMULATORS = 8
 _LINE = 16  # floats per cache line (64 bytes)
 
 
+@functools.lru_cache(maxsize=None)
 def _tile_rows(m: int) -> int:
     """MR for a product with ``m`` rows (see the module's docstring): the fewest
     padded rows ``⌈m / MR⌉ · MR`` over ``MR`` from the host's ``blas.MR`` down to
@@ -390,6 +391,7 @@ def _kernels(MR: int) -> _pytypes.SimpleNamespace:  # noqa: N803 (the tile's MR)
 # --------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=None)
 def _depth_block(k: int, mr: int) -> int:
     """The tiny BLAS's depth block kc (:func:`cnnbook.blas.block_sizes`) for the tile
     ``mr × NR``, balanced to a reduction of length ``k``
@@ -565,11 +567,12 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, need_dx=True):
     ``dout`` over images and positions. float32, stride 1, as :func:`conv2d`.
     """
     fn = "implicit.conv2d_backward"
-    dout, x, w = conv_backward_args(dout, x, w, stride, padding, dilation, fn)
-    _float32(fn, dout=dout, x=x, w=w)
+    x, w, _ = check_conv_args(x, w, None, fn)  # conv_backward_args, geometry kept
     _, stride, padding, dilation, out_hw = conv_geometry(
         x.shape, w.shape[2:], stride, padding, dilation, fn
     )
+    dout = check_dout(dout, (len(x), len(w), *out_hw), fn)
+    _float32(fn, dout=dout, x=x, w=w)
     _stride_one(stride, fn)
     if numba is None:
         raise ImportError(_NUMBA_MISSING)
