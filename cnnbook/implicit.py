@@ -557,6 +557,26 @@ def _weight_grad(d, x, w_shape, padding, dilation, out_hw):
     return np.ascontiguousarray(dwt.T).reshape(w_shape)
 
 
+@_jit(cache=False, fastmath=True)
+def _bias_grad(d):
+    """``db[f] = Σ_n Σ_p d[n, f, p]``: each row summed in float32 in vector lanes (the
+    one kernel here compiled with reassociation allowed, so that LLVM vectorizes the
+    sum), the rows' sums added in float64. Not NumPy's ``d.sum(axis=(0, 2))`` (5x
+    slower) nor a BLAS matrix-vector product: after one, OpenBLAS's threads keep
+    spinning and, with two threads, took the cores from the kernels that follow (the
+    two-thread backward of shape B lost 3 ms)."""
+    N, F, L = d.shape
+    total = np.zeros(F, dtype=np.float64)
+    for n in range(N):
+        for f in range(F):
+            row = d[n, f]
+            acc = np.float32(0)
+            for p in range(L):
+                acc += row[p]
+            total[f] += acc
+    return total.astype(np.float32)
+
+
 def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, need_dx=True):
     """Gradients of :func:`conv2d`: ``(dx, dw, db)`` shaped like x, w and (F,).
 
@@ -582,8 +602,7 @@ def conv2d_backward(dout, x, w, stride=1, padding=0, dilation=1, need_dx=True):
     dout = np.ascontiguousarray(dout)
     d = dout.reshape(N, F, Ho * Wo)
     grad_w = _weight_grad(d, x, w.shape, padding, dilation, out_hw)
-    # a matrix-vector product sums each (n, f) row: 5x faster than sum(axis=(0, 2, 3))
-    db = (d.reshape(N * F, -1) @ np.ones(Ho * Wo, np.float32)).reshape(N, F).sum(0)
+    db = _bias_grad(d)
     dx = None
     if need_dx:  # the full correlation: flipped kernel, channels swapped
         w_flip = np.ascontiguousarray(w[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
