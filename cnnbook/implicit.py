@@ -17,9 +17,11 @@ image ``n`` is ``out[n]`` seen as an ``F × Ho·Wo`` matrix: the layout (N, F, H
 no transpose.
 
 Each image is zero-padded into a buffer of its own thread just before its products
-(the border is zeroed once, only the interior is copied per image): the padded copy
-is then read from L2 while it is hot, and no padded copy of the whole batch (2.4 MB
-for x on shape B, 4.7 MB for dout) goes through memory.
+(the border is zeroed once, only the interior is copied per image, and the next
+image is prefetched a share per output row): the padded copy is then read from L2
+while it is hot, and no padded copy of the whole batch (2.4 MB for x on shape B, 4.7
+MB for dout) goes through memory. Each micro-panel of A runs over all the B blocks of
+an output row before the next, so it is reused from L1.
 
 The backward pass:
 
@@ -37,7 +39,7 @@ The backward pass:
   spatial axes and its two channel axes swapped, with padding ``d(k - 1) - p`` (a
   "full" correlation; a wider padding crops ``dout`` instead), through the same
   forward.
-* ``db = Σ dout``.
+* ``db = Σ dout``, a compiled reduction (``_bias_grad``).
 
 **The register tile.** The tiny BLAS's tile for the host (6 × 16 with AVX2) is derived
 for large matrices, where a short last micro-panel of A is a rounding error. Here the
@@ -46,9 +48,14 @@ rows M of each product are few and fixed: F = 32 output channels (forward, dw) o
 for 16), an ninth of the FMAs wasted. So each product picks its own MR (``_tile_rows``):
 the MR, from the host's down to the smallest whose accumulators still hide the FMA
 latency, that computes the fewest padded rows ``⌈M / MR⌉ · MR`` (ties: the larger MR).
-With NR = 16 on AVX2 that is 4 × 16 for M = 32 or 16: its micro-kernel alone measured
-94.5 GFLOP/s against 99.7 for 6 × 16 on the Zen 3 host (``blas.micro_kernel_sweep``,
-in L1), less than the ninth it saves. The kernels are compiled per MR (``_kernels``).
+With NR = 16 on AVX2 that is 4 × 16 for M = 32 or 16. Its micro-kernel alone is a
+little slower than 6 × 16 (94.5 against 99.7 GFLOP/s in L1 on the Zen 3 host,
+``blas.micro_kernel_sweep``; 8 accumulators are just enough for a 4-cycle FMA on two
+pipes), less than the ninth it saves: shape B's forward + backward measured 13.3 ms
+with 4 × 16 against 13.8 with 6 × 16 (and 13.9 with 5 × 16), side by side, one
+thread. The kernels are compiled per MR (``_kernels``): on shape B the first forward
+of a process takes about 4 s, the first backward 2 s (their two-thread versions
+compile on their first call).
 
 float32 only (the tiny BLAS is single precision), stride 1; any padding and dilation.
 Threads: with ``numba.get_num_threads() > 1`` the images are shared among the threads
