@@ -688,31 +688,46 @@ def _tile_intrinsics(mr: int, nr: int, lanes: int):
 
         return signature, codegen
 
+    def _float32_matrices(*arrays) -> bool:
+        return all(
+            isinstance(x, types.Array) and x.ndim == 2 and x.dtype == types.float32
+            for x in arrays
+        )
+
+    def _panel_and_source(context, builder, signature, args):
+        """For the copies ``panel[p, ...] ← M[r + i, c ...]``: the pointer to
+        ``panel[p, 0]``, and a function of ``i`` giving the pointer to
+        ``M[r + i, c]``."""
+        panel, p, M, r, c = args
+        ty = signature.args
+        p, r, c = (
+            context.cast(builder, x, t, types.intp)
+            for x, t in ((p, ty[1]), (r, ty[3]), (c, ty[4]))
+        )
+        out = context.make_array(ty[0])(context, builder, panel)
+        src = context.make_array(ty[2])(context, builder, M)
+        zero = llvm_ir.Constant(i64, 0)
+        to = cgutils.get_item_pointer(context, builder, ty[0], out, [p, zero])
+
+        def source_row(i):
+            row = builder.add(r, llvm_ir.Constant(i64, i))
+            return cgutils.get_item_pointer(context, builder, ty[2], src, [row, c])
+
+        return to, source_row
+
     @intrinsic
     def copy_row(typingctx, panel, p, M, r, c):
         """``panel[p, :] = M[r, c:c+NR]`` in NR / LANES vector loads and stores, for
         float32 matrices with contiguous rows: the copy of one step p when packing
         (a plain loop of NR floats would compile to NR scalar moves, as the
         micro-kernel's loops do)."""
-        if not all(
-            isinstance(x, types.Array) and x.ndim == 2 and x.dtype == types.float32
-            for x in (panel, M)
-        ):
+        if not _float32_matrices(panel, M):
             return None
         signature = types.void(panel, p, M, r, c)
 
         def codegen(context, builder, signature, args):
-            panel, p, M, r, c = args
-            ty = signature.args
-            p, r, c = (
-                context.cast(builder, x, t, types.intp)
-                for x, t in ((p, ty[1]), (r, ty[3]), (c, ty[4]))
-            )
-            zero = llvm_ir.Constant(i64, 0)
-            out = context.make_array(ty[0])(context, builder, panel)
-            src = context.make_array(ty[2])(context, builder, M)
-            to = cgutils.get_item_pointer(context, builder, ty[0], out, [p, zero])
-            row = cgutils.get_item_pointer(context, builder, ty[2], src, [r, c])
+            to, source_row = _panel_and_source(context, builder, signature, args)
+            row = source_row(0)
             for v in range(nr // lanes):
                 offset = [llvm_ir.Constant(i64, v * lanes)]
                 x = builder.bitcast(builder.gep(row, offset), vector.as_pointer())
@@ -760,30 +775,18 @@ def _tile_intrinsics(mr: int, nr: int, lanes: int):
         a packed micro-panel of A). The plain loop, MR · LANES scalar loads and stores,
         was the cost of packing A. Shuffles for an even MR and 8 lanes (AVX2's 6 × 16
         tile); other tiles store the elements one by one."""
-        if not all(
-            isinstance(x, types.Array) and x.ndim == 2 and x.dtype == types.float32
-            for x in (panel, M)
-        ):
+        if not _float32_matrices(panel, M):
             return None
         signature = types.void(panel, p, M, r, c)
 
         def codegen(context, builder, signature, args):
-            panel, p, M, r, c = args
-            ty = signature.args
-            p, r, c = (
-                context.cast(builder, x, t, types.intp)
-                for x, t in ((p, ty[1]), (r, ty[3]), (c, ty[4]))
-            )
-            zero = llvm_ir.Constant(i64, 0)
-            out = context.make_array(ty[0])(context, builder, panel)
-            src = context.make_array(ty[2])(context, builder, M)
-            to = cgutils.get_item_pointer(context, builder, ty[0], out, [p, zero])
-            rows = []
-            for i in range(mr):
-                row = builder.add(r, llvm_ir.Constant(i64, i))
-                at = cgutils.get_item_pointer(context, builder, ty[2], src, [row, c])
-                at = builder.bitcast(at, vector.as_pointer())
-                rows.append(builder.load(at, align=4))
+            to, source_row = _panel_and_source(context, builder, signature, args)
+            rows = [
+                builder.load(
+                    builder.bitcast(source_row(i), vector.as_pointer()), align=4
+                )
+                for i in range(mr)
+            ]
             if mr % 2 == 0 and lanes == 8:
                 for v, x in enumerate(_transposed(builder, rows)):
                     at = builder.gep(to, [llvm_ir.Constant(i64, v * lanes)])
